@@ -1,0 +1,201 @@
+//! The storage interfaces: writing through [`Appendable`], reading through [`Queryable`].
+//!
+//! Modelled on Prometheus' `storage` package: an appender batches samples and makes them visible
+//! atomically on [`Appender::commit`]; a querier is scoped to a time range and yields series sorted
+//! by labels, each with a pull iterator over its samples.
+
+use crate::{Labels, Matcher, Sample, SeriesRef};
+
+/// Errors a storage engine reports through these traits.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A sample older than the newest one of its series (counted, the rest of the batch goes on).
+    #[error("out of order sample")]
+    OutOfOrder,
+    /// Same timestamp as the newest sample of the series with a different value.
+    #[error("duplicate sample for timestamp")]
+    DuplicateTimestamp,
+    /// A sample too old for the writable time range.
+    #[error("out of bounds")]
+    OutOfBounds,
+    /// The label set is not valid for storage (e.g. empty or without a metric name).
+    #[error("invalid labels: {0}")]
+    InvalidLabels(String),
+    /// An I/O failure, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What could not be done (with the path).
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Data on disk is not what it must be.
+    #[error("corruption: {0}")]
+    Corruption(String),
+    /// The storage is closed or shutting down.
+    #[error("storage closed")]
+    Closed,
+}
+
+impl Error {
+    /// True for per-sample rejections (out of order, duplicate, out of bounds) that callers count
+    /// and skip rather than abort on.
+    pub fn is_sample_rejection(&self) -> bool {
+        matches!(
+            self,
+            Error::OutOfOrder | Error::DuplicateTimestamp | Error::OutOfBounds
+        )
+    }
+}
+
+/// Result alias for storage operations.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Something that accepts samples.
+pub trait Appendable: Send + Sync {
+    /// A new appender; samples become visible on its `commit`.
+    fn appender(&self) -> Box<dyn Appender>;
+}
+
+/// A batch of appends, committed or rolled back as one.
+pub trait Appender: Send {
+    /// Adds a sample for the series `labels` (or `series_ref`, when the caller has one from an
+    /// earlier append; the labels are then only used if the reference is unknown). Returns the
+    /// series' reference.
+    fn append(
+        &mut self,
+        series_ref: Option<SeriesRef>,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+    ) -> Result<SeriesRef>;
+    /// Makes the batch durable (per the engine's WAL policy) and visible to queries.
+    fn commit(self: Box<Self>) -> Result<()>;
+    /// Discards the batch.
+    fn rollback(self: Box<Self>) -> Result<()>;
+}
+
+/// Hints a querier may use to load less.
+#[derive(Debug, Clone, Default)]
+pub struct SelectHints {
+    /// Start of the queried range in ms (inclusive), after lookback.
+    pub start: i64,
+    /// End of the queried range in ms (inclusive).
+    pub end: i64,
+    /// Step of a range query in ms (0 for instant queries).
+    pub step: i64,
+    /// The function the selection feeds, if any (e.g. `rate`).
+    pub func: Option<String>,
+}
+
+/// Something that can be read.
+pub trait Queryable: Send + Sync {
+    /// A querier over samples with `min_t <= t <= max_t`.
+    fn querier(&self, min_t: i64, max_t: i64) -> Result<Box<dyn Querier>>;
+}
+
+/// Reads series within a time range.
+pub trait Querier: Send {
+    /// All series matching every matcher, sorted by labels, with samples in the querier's range.
+    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<SeriesSet>;
+    /// Sorted unique label names of series matching `matchers` (all series if empty).
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>>;
+    /// Sorted unique values of label `name` among series matching `matchers` (all if empty).
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>>;
+}
+
+/// A pull iterator over one series' samples in time order.
+pub trait SampleIterator: Send {
+    /// The next sample, or `None` at the end.
+    fn next(&mut self) -> Option<Sample>;
+    /// Advances to the first sample with timestamp `>= t` and returns it; never goes backwards
+    /// (if the current sample is already at or past `t`, it is returned again).
+    fn seek(&mut self, t: i64) -> Option<Sample>;
+}
+
+/// One selected series.
+pub struct Series {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Its samples within the querier's range.
+    pub samples: Box<dyn SampleIterator>,
+}
+
+impl std::fmt::Debug for Series {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Series")
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Series in label order.
+pub type SeriesSet = Box<dyn Iterator<Item = Series> + Send>;
+
+/// A [`SampleIterator`] over an owned vector: for engines that materialise samples, and for tests.
+#[derive(Debug, Clone)]
+pub struct VecSampleIterator {
+    samples: Vec<Sample>,
+    /// Index of the next sample `next` returns.
+    pos: usize,
+}
+
+impl VecSampleIterator {
+    /// Iterates `samples`, which must be sorted by time.
+    pub fn new(samples: Vec<Sample>) -> Self {
+        Self { samples, pos: 0 }
+    }
+}
+
+impl SampleIterator for VecSampleIterator {
+    fn next(&mut self) -> Option<Sample> {
+        let s = self.samples.get(self.pos).copied();
+        if s.is_some() {
+            self.pos += 1;
+        }
+        s
+    }
+
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        // The "current" sample is the one last returned (pos - 1), if any.
+        let cur = self.pos.saturating_sub(1);
+        if self.pos > 0 && self.samples.get(cur).is_some_and(|s| s.t >= t) {
+            return self.samples.get(cur).copied();
+        }
+        let skip = self.samples[self.pos..].partition_point(|s| s.t < t);
+        self.pos += skip;
+        self.next()
+    }
+}
+
+/// Collects all samples of an iterator (convenience for engines and tests).
+pub fn collect_samples(it: &mut dyn SampleIterator) -> Vec<Sample> {
+    let mut out = Vec::new();
+    while let Some(s) = it.next() {
+        out.push(s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t: i64) -> Sample {
+        Sample { t, v: t as f64 }
+    }
+
+    #[test]
+    fn vec_iterator_seek_and_next() {
+        let mut it = VecSampleIterator::new(vec![s(10), s(20), s(30)]);
+        assert_eq!(it.seek(15), Some(s(20)));
+        assert_eq!(it.seek(5), Some(s(20))); // never backwards
+        assert_eq!(it.next(), Some(s(30)));
+        assert_eq!(it.next(), None);
+        assert_eq!(it.seek(100), None);
+        let mut it = VecSampleIterator::new(vec![s(10), s(20)]);
+        assert_eq!(it.seek(10), Some(s(10)));
+        assert_eq!(collect_samples(&mut it), vec![s(20)]);
+    }
+}
