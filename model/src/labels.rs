@@ -109,7 +109,7 @@ impl Labels {
         Self(
             self.0
                 .iter()
-                .filter(|l| names.iter().any(|n| *n == l.name))
+                .filter(|l| names.contains(&l.name))
                 .cloned()
                 .collect(),
         )
@@ -120,7 +120,7 @@ impl Labels {
         Self(
             self.0
                 .iter()
-                .filter(|l| l.name != METRIC_NAME && !names.iter().any(|n| *n == l.name))
+                .filter(|l| l.name != METRIC_NAME && !names.contains(&l.name))
                 .cloned()
                 .collect(),
         )
