@@ -129,19 +129,28 @@ impl MetricFamily {
     }
 }
 
-/// Formats a float as the text format does (`NaN`, `+Inf`, `-Inf`, shortest round-trip otherwise,
-/// with an exponent for very large or small magnitudes as Go's `%g`-like output does).
+/// Formats a float exactly as Prometheus' Go client does (`strconv.FormatFloat(v, 'g', -1, 64)`):
+/// the shortest round-trip digits, in exponent form (`2.5325268992e+10`, `5e-06`) when the decimal
+/// exponent is below -4 or at least 6; `NaN`, `+Inf`, `-Inf`.
 pub fn format_float(v: f64) -> String {
     if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else if v != 0.0 && (v.abs() >= 1e21 || v.abs() < 1e-6) {
-        format!("{v:e}")
-    } else {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    // Rust's `{:e}` gives the shortest round-trip mantissa, e.g. "2.5325268992e10", "5e-6".
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
         format!("{v}")
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
     }
 }
 
@@ -218,9 +227,25 @@ mod tests {
 
     #[test]
     fn floats() {
-        assert_eq!(format_float(1.0), "1");
-        assert_eq!(format_float(1e-9), "1e-9");
-        assert_eq!(format_float(0.0), "0");
-        assert_eq!(format_float(123456.5), "123456.5");
+        #[track_caller]
+        fn check(v: f64, want: &str) {
+            assert_eq!(format_float(v), want, "{v:?}");
+        }
+        // Expectations are what Go's strconv.FormatFloat(v, 'g', -1, 64) prints.
+        check(1.0, "1");
+        check(0.0, "0");
+        check(-0.0, "-0");
+        check(123456.5, "123456.5");
+        check(999999.0, "999999");
+        check(1e6, "1e+06");
+        check(1234567.0, "1.234567e+06");
+        check(25325268992.0, "2.5325268992e+10");
+        check(0.0001, "0.0001");
+        check(0.00001, "1e-05");
+        check(5e-6, "5e-06");
+        check(1e-300, "1e-300");
+        check(-1.5e100, "-1.5e+100");
+        check(f64::NAN, "NaN");
+        check(f64::NEG_INFINITY, "-Inf");
     }
 }
