@@ -84,7 +84,7 @@ fn meminfo() {
         by_name("meminfo"),
         r#"# HELP node_memory_Active_anon_bytes Memory information field Active_anon_bytes.
 # TYPE node_memory_Active_anon_bytes gauge
-node_memory_Active_anon_bytes 1589248
+node_memory_Active_anon_bytes 1.589248e+06
 # HELP node_memory_HugePages_Free Memory information field HugePages_Free.
 # TYPE node_memory_HugePages_Free gauge
 node_memory_HugePages_Free 2
@@ -93,16 +93,16 @@ node_memory_HugePages_Free 2
 node_memory_HugePages_Total 0
 # HELP node_memory_Hugepagesize_bytes Memory information field Hugepagesize_bytes.
 # TYPE node_memory_Hugepagesize_bytes gauge
-node_memory_Hugepagesize_bytes 2097152
+node_memory_Hugepagesize_bytes 2.097152e+06
 # HELP node_memory_Inactive_file_bytes Memory information field Inactive_file_bytes.
 # TYPE node_memory_Inactive_file_bytes gauge
-node_memory_Inactive_file_bytes 2036244480
+node_memory_Inactive_file_bytes 2.03624448e+09
 # HELP node_memory_MemFree_bytes Memory information field MemFree_bytes.
 # TYPE node_memory_MemFree_bytes gauge
-node_memory_MemFree_bytes 22083518464
+node_memory_MemFree_bytes 2.2083518464e+10
 # HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.
 # TYPE node_memory_MemTotal_bytes gauge
-node_memory_MemTotal_bytes 25325268992
+node_memory_MemTotal_bytes 2.5325268992e+10
 "#,
     );
 }
@@ -130,7 +130,7 @@ fn stat() {
         by_name("stat"),
         r#"# HELP node_boot_time_seconds Node boot time, in unixtime.
 # TYPE node_boot_time_seconds gauge
-node_boot_time_seconds 1795791515
+node_boot_time_seconds 1.795791515e+09
 # HELP node_context_switches_total Total number of context switches.
 # TYPE node_context_switches_total counter
 node_context_switches_total 333163
@@ -184,7 +184,7 @@ fn filefd() {
 node_filefd_allocated 320
 # HELP node_filefd_maximum File descriptor statistics: maximum.
 # TYPE node_filefd_maximum gauge
-node_filefd_maximum 2470938
+node_filefd_maximum 2.470938e+06
 "#,
     );
 }
@@ -204,10 +204,10 @@ node_pressure_io_stalled_seconds_total 2.2988359999999997
 node_pressure_io_waiting_seconds_total 2.484579
 # HELP node_pressure_memory_stalled_seconds_total Total time in seconds no process could make progress due to memory congestion
 # TYPE node_pressure_memory_stalled_seconds_total counter
-node_pressure_memory_stalled_seconds_total 0.000005
+node_pressure_memory_stalled_seconds_total 5e-06
 # HELP node_pressure_memory_waiting_seconds_total Total time in seconds that processes have waited for memory
 # TYPE node_pressure_memory_waiting_seconds_total counter
-node_pressure_memory_waiting_seconds_total 0.000017
+node_pressure_memory_waiting_seconds_total 1.7e-05
 "#,
     );
 }
@@ -221,16 +221,16 @@ fn vmstat() {
 node_vmstat_oom_kill 2
 # HELP node_vmstat_pgfault /proc/vmstat information field pgfault.
 # TYPE node_vmstat_pgfault untyped
-node_vmstat_pgfault 9097287
+node_vmstat_pgfault 9.097287e+06
 # HELP node_vmstat_pgmajfault /proc/vmstat information field pgmajfault.
 # TYPE node_vmstat_pgmajfault untyped
 node_vmstat_pgmajfault 875
 # HELP node_vmstat_pgpgin /proc/vmstat information field pgpgin.
 # TYPE node_vmstat_pgpgin untyped
-node_vmstat_pgpgin 1044081
+node_vmstat_pgpgin 1.044081e+06
 # HELP node_vmstat_pgpgout /proc/vmstat information field pgpgout.
 # TYPE node_vmstat_pgpgout untyped
-node_vmstat_pgpgout 1840592
+node_vmstat_pgpgout 1.840592e+06
 # HELP node_vmstat_pswpin /proc/vmstat information field pswpin.
 # TYPE node_vmstat_pswpin untyped
 node_vmstat_pswpin 0
@@ -260,7 +260,7 @@ fn netdev() {
         &[
             "# HELP node_network_receive_bytes_total Network device statistic receive_bytes.",
             "# TYPE node_network_receive_bytes_total counter",
-            r#"node_network_receive_bytes_total{device="eth0"} 90653617"#,
+            r#"node_network_receive_bytes_total{device="eth0"} 9.0653617e+07"#,
             r#"node_network_receive_bytes_total{device="lo"} 63165"#,
             r#"node_network_receive_packets_total{device="eth0"} 5958"#,
             r#"node_network_receive_errs_total{device="eth0"} 1"#,
@@ -294,11 +294,11 @@ fn diskstats() {
             "# HELP node_disk_flush_requests_total The total number of flush requests completed successfully",
             r#"node_disk_reads_completed_total{device="vda"} 27185"#,
             r#"node_disk_reads_merged_total{device="vda"} 4582"#,
-            r#"node_disk_read_bytes_total{device="vda"} 1069144064"#,
+            r#"node_disk_read_bytes_total{device="vda"} 1.069144064e+09"#,
             r#"node_disk_read_time_seconds_total{device="vda"} 6.242"#,
             r#"node_disk_writes_completed_total{device="vda"} 5764"#,
             r#"node_disk_writes_merged_total{device="vda"} 23798"#,
-            r#"node_disk_written_bytes_total{device="vda"} 1884766208"#,
+            r#"node_disk_written_bytes_total{device="vda"} 1.884766208e+09"#,
             r#"node_disk_write_time_seconds_total{device="vda"} 33.968"#,
             r#"node_disk_io_now{device="vda"} 0"#,
             r#"node_disk_io_time_seconds_total{device="vda"} 4.548"#,
@@ -367,22 +367,24 @@ fn sockstat_without_ipv6() {
 #[test]
 fn filesystem() {
     let opts = fixtures();
-    let stat = |size, avail, readonly| filesystem::FsStats {
+    let stat = |size: u64, avail, readonly| filesystem::FsStats {
         size,
-        free: Some(size / 2),
+        free: size / 2,
         avail,
-        files: Some(100),
-        files_free: Some(40),
+        files: 100,
+        files_free: 40,
         readonly,
     };
     let mut stats = HashMap::new();
-    stats.insert(opts.rootfs.clone(), stat(1000, 400, false));
+    stats.insert(opts.rootfs.clone(), stat(25_325_268_992, 400, false));
     stats.insert(opts.rootfs.join("mnt/my data"), stat(2000, 0, false));
     stats.insert(
         opts.rootfs.join("var/lib/docker/overlay2/x"),
         stat(1, 1, false),
     );
-    // /run is mounted but the source has no statistics for it: skipped, not an error.
+    // /run has no statistics (statvfs failed): device_error 1 and no other sample. The
+    // excluded /proc, /sys and /var/lib/docker/... and the overlay type are not reported; the
+    // duplicate / line is reported once; /mnt/my data is read-only by its `ro` option.
     check(
         Box::new(filesystem::Filesystem::with_source(&opts, Box::new(stats))),
         r#"# HELP node_filesystem_avail_bytes Filesystem space available to non-root users in bytes.
@@ -393,6 +395,7 @@ node_filesystem_avail_bytes{device="/dev/vdb",fstype="xfs",mountpoint="/mnt/my d
 # TYPE node_filesystem_device_error gauge
 node_filesystem_device_error{device="/dev/vda1",fstype="ext4",mountpoint="/"} 0
 node_filesystem_device_error{device="/dev/vdb",fstype="xfs",mountpoint="/mnt/my data"} 0
+node_filesystem_device_error{device="tmpfs",fstype="tmpfs",mountpoint="/run"} 1
 # HELP node_filesystem_files Filesystem total file nodes.
 # TYPE node_filesystem_files gauge
 node_filesystem_files{device="/dev/vda1",fstype="ext4",mountpoint="/"} 100
@@ -403,7 +406,7 @@ node_filesystem_files_free{device="/dev/vda1",fstype="ext4",mountpoint="/"} 40
 node_filesystem_files_free{device="/dev/vdb",fstype="xfs",mountpoint="/mnt/my data"} 40
 # HELP node_filesystem_free_bytes Filesystem free space in bytes.
 # TYPE node_filesystem_free_bytes gauge
-node_filesystem_free_bytes{device="/dev/vda1",fstype="ext4",mountpoint="/"} 500
+node_filesystem_free_bytes{device="/dev/vda1",fstype="ext4",mountpoint="/"} 1.2662634496e+10
 node_filesystem_free_bytes{device="/dev/vdb",fstype="xfs",mountpoint="/mnt/my data"} 1000
 # HELP node_filesystem_readonly Filesystem read-only status.
 # TYPE node_filesystem_readonly gauge
@@ -411,9 +414,55 @@ node_filesystem_readonly{device="/dev/vda1",fstype="ext4",mountpoint="/"} 0
 node_filesystem_readonly{device="/dev/vdb",fstype="xfs",mountpoint="/mnt/my data"} 1
 # HELP node_filesystem_size_bytes Filesystem size in bytes.
 # TYPE node_filesystem_size_bytes gauge
-node_filesystem_size_bytes{device="/dev/vda1",fstype="ext4",mountpoint="/"} 1000
+node_filesystem_size_bytes{device="/dev/vda1",fstype="ext4",mountpoint="/"} 2.5325268992e+10
 node_filesystem_size_bytes{device="/dev/vdb",fstype="xfs",mountpoint="/mnt/my data"} 2000
 "#,
+    );
+}
+
+/// Mount points listed under the rootfs (the exporter sees the host's mounts through
+/// `--path.rootfs`) are labelled without the prefix and statted below it; `/proc/1/mounts`
+/// missing (hidepid) falls back to `/proc/mounts`.
+#[test]
+fn filesystem_rootfs_prefix_and_mounts_fallback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rootfs = dir.path().join("host");
+    let procfs = dir.path().join("proc");
+    std::fs::create_dir_all(rootfs.join("data")).expect("mkdir");
+    std::fs::create_dir_all(&procfs).expect("mkdir");
+    let r = rootfs.display();
+    std::fs::write(
+        procfs.join("mounts"),
+        format!(
+            "/dev/sda1 {r} ext4 rw 0 0\n/dev/sdb {r}/data xfs rw 0 0\n\
+             /dev/sdc /elsewhere ext4 rw 0 0\nproc {r}/proc proc rw 0 0\n"
+        ),
+    )
+    .expect("write");
+    let opts = Options {
+        procfs,
+        rootfs: rootfs.clone(),
+        ..Options::default()
+    };
+    let st = filesystem::FsStats {
+        size: 10,
+        free: 5,
+        avail: 4,
+        files: 3,
+        files_free: 2,
+        readonly: true,
+    };
+    let stats: HashMap<_, _> = [(rootfs.clone(), st), (rootfs.join("data"), st)].into();
+    check_lines(
+        Box::new(filesystem::Filesystem::with_source(&opts, Box::new(stats))),
+        &[
+            r#"node_filesystem_size_bytes{device="/dev/sda1",fstype="ext4",mountpoint="/"} 10"#,
+            r#"node_filesystem_size_bytes{device="/dev/sdb",fstype="xfs",mountpoint="/data"} 10"#,
+            r#"node_filesystem_readonly{device="/dev/sdb",fstype="xfs",mountpoint="/data"} 1"#,
+            // Not below the rootfs: the label keeps the path, statted at <rootfs>/elsewhere.
+            r#"node_filesystem_device_error{device="/dev/sdc",fstype="ext4",mountpoint="/elsewhere"} 1"#,
+        ],
+        &[r#"mountpoint="/proc""#, &format!("mountpoint=\"{r}")],
     );
 }
 

@@ -1,18 +1,25 @@
 //! `filesystem`: size and usage of mounted file systems, `node_filesystem_*{device,fstype,mountpoint}`.
 //!
-//! Mounts come from `/proc/1/mounts` (the host's mount namespace when the exporter runs in a
-//! container with `hostPID`), falling back to `/proc/mounts`, filtered with node_exporter's
-//! default mount-point and file-system-type exclusions. Sizes come from a [`StatFs`] source.
+//! Mounts come from `<procfs>/1/mounts` (the host's mount namespace when the exporter runs in a
+//! container with `hostPID`), falling back to `<procfs>/mounts` when that file does not exist,
+//! filtered with node_exporter's default mount-point and file-system-type exclusions. Each
+//! remaining mount is asked for its statistics through a [`StatFs`] source, at
+//! `<rootfs>/<mount point>`; the `mountpoint` label has the rootfs prefix stripped.
 //!
-//! Differences from node_exporter: `unsafe` is denied in this workspace, so `statvfs(2)` is
-//! reached through `sysinfo` ([`SysinfoStatFs`]), which reports total and available bytes but
-//! neither free bytes (including root's reserve) nor inode counts: `node_filesystem_free_bytes`,
-//! `node_filesystem_files` and `node_filesystem_files_free` are only exported by sources that
-//! know them. sysinfo also skips tmpfs, NFS/CIFS and mounts under `/run`, so those mounts are
-//! not reported at all (rather than reported with `device_error 1`).
+//! The real source, [`Statvfs`], calls `statvfs(2)` through rustix (safe bindings; `unsafe` is
+//! denied in this workspace): size = `f_blocks * f_frsize`, free = `f_bfree * f_frsize`,
+//! avail = `f_bavail * f_frsize`, files = `f_files`, files_free = `f_ffree`, readonly from
+//! `ST_RDONLY`. A mount whose statistics cannot be read is still reported, with
+//! `node_filesystem_device_error 1` and no other sample, as node_exporter does. Like
+//! node_exporter, a `statvfs` call that does not return within [`Statvfs::timeout`] (a hung NFS
+//! server) marks the mount as stuck: it reports `device_error 1` without a new call until the
+//! pending one returns.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 use pharos_model::expfmt::{MetricFamily, MetricType};
 
@@ -24,68 +31,133 @@ use crate::{Collector, Options, Result};
 pub struct FsStats {
     /// Total size in bytes (`f_blocks * f_frsize`).
     pub size: u64,
-    /// Free bytes including root's reserve (`f_bfree * f_frsize`), if known.
-    pub free: Option<u64>,
+    /// Free bytes including root's reserve (`f_bfree * f_frsize`).
+    pub free: u64,
     /// Bytes available to unprivileged users (`f_bavail * f_frsize`).
     pub avail: u64,
-    /// Total inodes (`f_files`), if known.
-    pub files: Option<u64>,
-    /// Free inodes (`f_ffree`), if known.
-    pub files_free: Option<u64>,
-    /// Mounted read-only.
+    /// Total inodes (`f_files`).
+    pub files: u64,
+    /// Free inodes (`f_ffree`).
+    pub files_free: u64,
+    /// Mounted read-only (`ST_RDONLY` in `f_flag`).
     pub readonly: bool,
 }
 
-/// A source of file system statistics, refreshed once per scrape.
-pub trait StatFs: Send {
-    /// Statistics of every file system the source can see, by mount point in the exporter's
-    /// own mount namespace (`<rootfs>/<mount point>`).
-    fn stats(&mut self) -> HashMap<PathBuf, FsStats>;
-}
-
-/// Fixed statistics (tests, or a source computed elsewhere).
-impl StatFs for HashMap<PathBuf, FsStats> {
-    fn stats(&mut self) -> HashMap<PathBuf, FsStats> {
-        self.clone()
+impl From<&rustix::fs::StatVfs> for FsStats {
+    fn from(st: &rustix::fs::StatVfs) -> Self {
+        // Saturating: a corrupt or synthetic file system must not panic the exporter.
+        let bytes = |blocks: u64| blocks.saturating_mul(st.f_frsize);
+        Self {
+            size: bytes(st.f_blocks),
+            free: bytes(st.f_bfree),
+            avail: bytes(st.f_bavail),
+            files: st.f_files,
+            files_free: st.f_ffree,
+            readonly: st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+        }
     }
 }
 
-/// [`StatFs`] through `sysinfo::Disks` (which calls `statvfs(2)` for us).
-#[derive(Debug, Default)]
-pub struct SysinfoStatFs {
-    /// Created on first use; `None` while sysinfo cannot list disks.
-    disks: Option<sysinfo::Disks>,
+/// A source of file system statistics.
+pub trait StatFs: Send {
+    /// Statistics of the file system mounted at `path`, a path in the exporter's own mount
+    /// namespace (`<rootfs>/<mount point>`). An error is reported as
+    /// `node_filesystem_device_error 1` for that mount.
+    fn stat(&mut self, path: &Path) -> io::Result<FsStats>;
 }
 
-impl StatFs for SysinfoStatFs {
-    fn stats(&mut self) -> HashMap<PathBuf, FsStats> {
-        if self.disks.is_none() {
-            match sysinfo::Disks::new() {
-                Ok(d) => self.disks = Some(d),
-                Err(e) => tracing::warn!(error = %e, "sysinfo cannot list disks"),
+/// Fixed statistics by path (tests, or a source computed elsewhere); a path not in the map is
+/// a `NotFound` error.
+impl StatFs for std::collections::HashMap<PathBuf, FsStats> {
+    fn stat(&mut self, path: &Path) -> io::Result<FsStats> {
+        self.get(path).copied().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no statistics for {}", path.display()),
+            )
+        })
+    }
+}
+
+/// [`StatFs`] through `statvfs(2)`, each call on its own thread so that a hung mount cannot
+/// block the scrape for longer than [`timeout`](Self::timeout).
+#[derive(Debug, Clone)]
+pub struct Statvfs {
+    /// How long one `statvfs` call may take before the mount is reported as stuck
+    /// (node_exporter's `--collector.filesystem.mount-timeout`, 5s by default).
+    pub timeout: Duration,
+    /// Paths whose call timed out and has not returned yet.
+    stuck: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+impl Default for Statvfs {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            stuck: Arc::default(),
+        }
+    }
+}
+
+fn statvfs(path: &Path) -> io::Result<FsStats> {
+    rustix::fs::statvfs(path)
+        .map(|st| FsStats::from(&st))
+        .map_err(io::Error::from)
+}
+
+impl StatFs for Statvfs {
+    fn stat(&mut self, path: &Path) -> io::Result<FsStats> {
+        let stuck_err = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "statvfs({}) did not return within {:?}",
+                    path.display(),
+                    self.timeout
+                ),
+            )
+        };
+        if self
+            .stuck
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(path)
+        {
+            return Err(stuck_err());
+        }
+        let (tx, rx) = mpsc::channel();
+        let owned = path.to_path_buf();
+        let stuck = Arc::clone(&self.stuck);
+        let spawned = std::thread::Builder::new()
+            .name("statvfs".into())
+            .spawn(move || {
+                // The receiver may be gone (timed out): then the result is just dropped.
+                let _ = tx.send(statvfs(&owned));
+                // Done: no longer stuck (no-op unless the caller timed out and marked it).
+                stuck
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&owned);
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "cannot spawn statvfs thread, calling inline");
+            return statvfs(path);
+        }
+        match rx.recv_timeout(self.timeout) {
+            Ok(r) => r,
+            Err(_) => {
+                // Under the lock, the thread either already sent (take the result) or will
+                // remove the mark only after we set it.
+                let mut stuck = self.stuck.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Ok(r) = rx.try_recv() {
+                    return r;
+                }
+                tracing::warn!(path = %path.display(), timeout = ?self.timeout,
+                    "statvfs is taking too long, mount marked as stuck");
+                stuck.insert(path.to_path_buf());
+                Err(stuck_err())
             }
         }
-        let Some(disks) = self.disks.as_mut() else {
-            return HashMap::new();
-        };
-        // Re-list every scrape: mounts come and go.
-        disks.refresh(true);
-        disks
-            .iter()
-            .map(|d| {
-                (
-                    d.mount_point().to_path_buf(),
-                    FsStats {
-                        size: d.total_space(),
-                        free: None,
-                        avail: d.available_space(),
-                        files: None,
-                        files_free: None,
-                        readonly: d.is_read_only(),
-                    },
-                )
-            })
-            .collect()
     }
 }
 
@@ -106,9 +178,9 @@ impl std::fmt::Debug for Filesystem {
 }
 
 impl Filesystem {
-    /// Reads `<procfs>/1/mounts` (or `<procfs>/mounts`) and stats through sysinfo.
+    /// Reads `<procfs>/1/mounts` (or `<procfs>/mounts`) and calls `statvfs(2)` ([`Statvfs`]).
     pub fn new(opts: &Options) -> Self {
-        Self::with_source(opts, Box::new(SysinfoStatFs::default()))
+        Self::with_source(opts, Box::new(Statvfs::default()))
     }
 
     /// Like [`new`](Self::new) with another statistics source.
@@ -243,7 +315,6 @@ impl Collector for Filesystem {
             Err(e) => return Err(e),
         };
         let mounts = parse_mounts(path, &text)?;
-        let stats = self.source.stats();
         let gauge = |name: &str, help: &str| MetricFamily::new(name, help, MetricType::Gauge);
         let mut size = gauge("node_filesystem_size_bytes", "Filesystem size in bytes.");
         let mut free = gauge(
@@ -282,27 +353,27 @@ impl Collector for Filesystem {
             if !seen.insert((m.device.clone(), shown.clone(), m.fstype.clone())) {
                 continue;
             }
-            let Some(st) = stats.get(&stat_path) else {
-                tracing::debug!(mountpoint = %m.mount_point, fstype = %m.fstype,
-                    "no statistics for mount point, skipped");
-                continue;
-            };
             let labels = [
                 ("device", m.device.as_str()),
                 ("fstype", m.fstype.as_str()),
                 ("mountpoint", shown.as_str()),
             ];
+            let st = match self.source.stat(&stat_path) {
+                Ok(st) => st,
+                Err(e) => {
+                    tracing::debug!(path = %stat_path.display(), error = %e,
+                        "statvfs failed, reporting device_error");
+                    device_error.push(&labels, 1.0);
+                    continue;
+                }
+            };
             size.push(&labels, st.size as f64);
+            free.push(&labels, st.free as f64);
             avail.push(&labels, st.avail as f64);
-            if let Some(v) = st.free {
-                free.push(&labels, v as f64);
-            }
-            if let Some(v) = st.files {
-                files.push(&labels, v as f64);
-            }
-            if let Some(v) = st.files_free {
-                files_free.push(&labels, v as f64);
-            }
+            files.push(&labels, st.files as f64);
+            files_free.push(&labels, st.files_free as f64);
+            // node_exporter looks at the `ro` mount option; ST_RDONLY says the same for the
+            // file system (and also catches a read-only bind of a read-write mount).
             let ro = st.readonly || m.readonly;
             readonly.push(&labels, if ro { 1.0 } else { 0.0 });
             device_error.push(&labels, 0.0);
@@ -335,6 +406,90 @@ mod tests {
         check("/var/lib/docker/overlay2/abc/merged", true);
         check("/var/lib/containers/storage/overlay", true);
         check("/home", false);
+    }
+
+    #[test]
+    fn stats_from_statvfs() {
+        #[track_caller]
+        fn check(frsize: u64, blocks: u64, ro: bool, want: FsStats) {
+            let st = rustix::fs::StatVfs {
+                f_bsize: 1 << 20,
+                f_frsize: frsize,
+                f_blocks: blocks,
+                f_bfree: blocks / 2,
+                f_bavail: blocks / 4,
+                f_files: 1000,
+                f_ffree: 600,
+                f_favail: 500,
+                f_fsid: 7,
+                f_flag: if ro {
+                    rustix::fs::StatVfsMountFlags::RDONLY | rustix::fs::StatVfsMountFlags::NOSUID
+                } else {
+                    rustix::fs::StatVfsMountFlags::NOSUID
+                },
+                f_namemax: 255,
+            };
+            assert_eq!(FsStats::from(&st), want);
+        }
+        // Bytes use the fragment size, not the preferred I/O size f_bsize.
+        let base = FsStats {
+            size: 4096 * 100,
+            free: 4096 * 50,
+            avail: 4096 * 25,
+            files: 1000,
+            files_free: 600,
+            readonly: false,
+        };
+        check(4096, 100, false, base);
+        check(
+            4096,
+            100,
+            true,
+            FsStats {
+                readonly: true,
+                ..base
+            },
+        );
+        // Absurd counts saturate instead of overflowing.
+        let max = FsStats {
+            size: u64::MAX,
+            free: u64::MAX,
+            avail: u64::MAX,
+            ..base
+        };
+        check(4096, u64::MAX, false, max);
+    }
+
+    #[test]
+    fn statvfs_real_paths() {
+        let mut src = Statvfs::default();
+        let root = src.stat(Path::new("/")).expect("statvfs /");
+        assert!(root.size > 0 && root.size >= root.free && root.free >= root.avail);
+        assert!(root.files >= root.files_free);
+        let err = src
+            .stat(Path::new("/no/such/mount/point"))
+            .expect_err("missing path");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn statvfs_stuck_mount_reported_until_it_returns() {
+        let mut src = Statvfs {
+            timeout: Duration::from_secs(5),
+            ..Statvfs::default()
+        };
+        let p = PathBuf::from("/");
+        src.stuck
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(p.clone());
+        let err = src.stat(&p).expect_err("stuck mount");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        src.stuck
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&p);
+        assert!(src.stat(&p).is_ok());
     }
 
     #[test]
