@@ -139,12 +139,18 @@ pub struct VecSampleIterator {
     samples: Vec<Sample>,
     /// Index of the next sample `next` returns.
     pos: usize,
+    /// Index of the sample last returned, if the iterator is positioned on one.
+    cur: Option<usize>,
 }
 
 impl VecSampleIterator {
     /// Iterates `samples`, which must be sorted by time.
     pub fn new(samples: Vec<Sample>) -> Self {
-        Self { samples, pos: 0 }
+        Self {
+            samples,
+            pos: 0,
+            cur: None,
+        }
     }
 }
 
@@ -152,16 +158,20 @@ impl SampleIterator for VecSampleIterator {
     fn next(&mut self) -> Option<Sample> {
         let s = self.samples.get(self.pos).copied();
         if s.is_some() {
+            self.cur = Some(self.pos);
             self.pos += 1;
+        } else {
+            // Exhausted: stay at the end, as Prometheus' iterators do.
+            self.cur = None;
         }
         s
     }
 
     fn seek(&mut self, t: i64) -> Option<Sample> {
-        // The "current" sample is the one last returned (pos - 1), if any.
-        let cur = self.pos.saturating_sub(1);
-        if self.pos > 0 && self.samples.get(cur).is_some_and(|s| s.t >= t) {
-            return self.samples.get(cur).copied();
+        if let Some(s) = self.cur.and_then(|i| self.samples.get(i))
+            && s.t >= t
+        {
+            return Some(*s);
         }
         let skip = self.samples[self.pos..].partition_point(|s| s.t < t);
         self.pos += skip;
@@ -194,6 +204,7 @@ mod tests {
         assert_eq!(it.next(), Some(s(30)));
         assert_eq!(it.next(), None);
         assert_eq!(it.seek(100), None);
+        assert_eq!(it.seek(5), None); // stays at the end once exhausted
         let mut it = VecSampleIterator::new(vec![s(10), s(20)]);
         assert_eq!(it.seek(10), Some(s(10)));
         assert_eq!(collect_samples(&mut it), vec![s(20)]);

@@ -1,0 +1,731 @@
+//! The database: options, opening (lock + WAL replay), appenders, queriers, retention.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pharos_model::storage::{
+    self, Appendable, Appender, Querier, Queryable, SelectHints, Series, SeriesSet,
+};
+use pharos_model::{Labels, Matcher, Sample, SeriesRef};
+use tracing::{debug, error, info, warn};
+
+use crate::files;
+use crate::head::{Head, MemSeries, lock};
+use crate::wal::{self, Record, RefSample, SegmentInfo, Wal};
+use crate::{Error, Result};
+
+/// How often the background thread applies [`Options::retention`].
+const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Options of [`Db::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// How long samples are kept, measured back from the newest sample (as Prometheus measures
+    /// block retention from the newest block, not from the wall clock). Zero keeps everything.
+    /// Default: 15 days.
+    pub retention: Duration,
+    /// A new WAL segment is started when the next commit would make the current one larger than
+    /// this (a single larger commit still goes into one segment). Default: 128 MiB.
+    pub wal_segment_size: u64,
+    /// Longest time a committed sample may sit in the page cache before the WAL is fsynced;
+    /// zero fsyncs on every commit. Default: 1 s.
+    pub fsync_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(15 * 24 * 3600),
+            wal_segment_size: 128 << 20,
+            fsync_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A snapshot of the database's state and counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Series in the head.
+    pub head_series: u64,
+    /// Samples in the head.
+    pub head_samples: u64,
+    /// Oldest sample time in the head (ms), `i64::MAX` when empty.
+    pub min_time: i64,
+    /// Newest sample time in the head (ms), `i64::MIN` when empty.
+    pub max_time: i64,
+    /// WAL segment files (including the one being written).
+    pub wal_segments: u64,
+    /// Bytes in WAL segments.
+    pub wal_bytes: u64,
+    /// Samples rejected as out of order since open.
+    pub out_of_order_total: u64,
+    /// Samples rejected as duplicates (same time, other value) since open.
+    pub duplicate_total: u64,
+    /// Samples rejected as older than the retention boundary since open.
+    pub out_of_bounds_total: u64,
+    /// WAL records read at open.
+    pub replayed_records: u64,
+    /// Torn or corrupt WAL records found at open (each cut its segment short).
+    pub wal_corruptions_total: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    out_of_order: AtomicU64,
+    duplicate: AtomicU64,
+    out_of_bounds: AtomicU64,
+    replayed_records: AtomicU64,
+    wal_corruptions: AtomicU64,
+}
+
+impl Counters {
+    fn count(&self, e: &storage::Error) {
+        let c = match e {
+            storage::Error::OutOfOrder => &self.out_of_order,
+            storage::Error::DuplicateTimestamp => &self.duplicate,
+            storage::Error::OutOfBounds => &self.out_of_bounds,
+            _ => return,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// State shared by the database handle, appenders, queriers and the background thread.
+#[derive(Debug)]
+struct Inner {
+    wal_dir: PathBuf,
+    opts: Options,
+    head: Head,
+    /// Held while writing a commit to the WAL and applying it to the head, so both see commits
+    /// in the same order (replay then rebuilds exactly the same head).
+    wal: Mutex<Wal>,
+    closed: AtomicBool,
+    /// Serializes retention runs.
+    truncating: Mutex<()>,
+    counters: Counters,
+    /// Holds the directory lock for the life of the database.
+    _lock: File,
+}
+
+/// The storage engine: a WAL and an in-memory head. Cheap to share as `Arc<Db>`; implements
+/// [`Appendable`] and [`Queryable`].
+#[derive(Debug)]
+pub struct Db {
+    inner: Arc<Inner>,
+    background: Mutex<Option<Background>>,
+}
+
+#[derive(Debug)]
+struct Background {
+    stop: mpsc::Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(files::LOCK_FILE);
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening lock file {}", path.display()), e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `dir`: takes `dir/lock`, replays the WAL into
+    /// the head and starts a new WAL segment. A torn or corrupt WAL is cut at the damage and
+    /// reported in the log and in [`Stats::wal_corruptions_total`], never a reason to fail.
+    pub fn open(dir: &Path, opts: Options) -> Result<Db> {
+        let wal_dir = dir.join(files::WAL_DIR);
+        fs::create_dir_all(&wal_dir)
+            .map_err(|e| Error::io(format!("creating {}", wal_dir.display()), e))?;
+        let lock_file = lock_dir(dir)?;
+        let head = Head::new();
+        let counters = Counters::default();
+        let segments = replay(&wal_dir, &head, &counters)?;
+        let wal = Wal::open(&wal_dir, opts.wal_segment_size, segments)?;
+        let inner = Arc::new(Inner {
+            wal_dir,
+            opts,
+            head,
+            wal: Mutex::new(wal),
+            closed: AtomicBool::new(false),
+            truncating: Mutex::new(()),
+            counters,
+            _lock: lock_file,
+        });
+        inner.apply_retention()?;
+        let background = spawn_background(&inner)?;
+        info!(dir = %dir.display(), "opened TSDB");
+        Ok(Db {
+            inner,
+            background: Mutex::new(Some(background)),
+        })
+    }
+
+    /// Flushes and fsyncs the WAL and stops the background thread; later appends and commits fail
+    /// with [`storage::Error::Closed`]. Queries keep working. Closing twice is harmless.
+    pub fn close(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.stop_background();
+        lock(&self.inner.wal).sync()
+    }
+
+    fn stop_background(&self) {
+        if let Some(bg) = lock(&self.background).take() {
+            drop(bg.stop);
+            if bg.handle.join().is_err() {
+                error!("the TSDB background thread panicked");
+            }
+        }
+    }
+
+    /// Current sizes and counters.
+    pub fn stats(&self) -> Stats {
+        let inner = &self.inner;
+        let (wal_segments, wal_bytes) = lock(&inner.wal).size();
+        let (min_time, max_time) = inner.head.time_range();
+        let c = &inner.counters;
+        Stats {
+            head_series: inner.head.num_series(),
+            head_samples: inner.head.num_samples(),
+            min_time,
+            max_time,
+            wal_segments,
+            wal_bytes,
+            out_of_order_total: c.out_of_order.load(Ordering::Relaxed),
+            duplicate_total: c.duplicate.load(Ordering::Relaxed),
+            out_of_bounds_total: c.out_of_bounds.load(Ordering::Relaxed),
+            replayed_records: c.replayed_records.load(Ordering::Relaxed),
+            wal_corruptions_total: c.wal_corruptions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Retention: drops head samples older than `min_t` and the series left without samples,
+    /// refuses later appends older than `min_t` (`OutOfBounds`), and deletes the WAL segments
+    /// whose samples are all older than `min_t` (after writing a checkpoint of the live series).
+    pub fn truncate_before(&self, min_t: i64) -> Result<()> {
+        self.inner.truncate_before(min_t)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.stop_background();
+    }
+}
+
+fn spawn_background(inner: &Arc<Inner>) -> Result<Background> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    let fsync = inner.opts.fsync_interval;
+    let tick = if fsync.is_zero() {
+        RETENTION_CHECK_INTERVAL
+    } else {
+        fsync.min(RETENTION_CHECK_INTERVAL)
+    };
+    let handle = std::thread::Builder::new()
+        .name("tsdb-background".into())
+        .spawn(move || {
+            let mut last_retention = Instant::now();
+            loop {
+                match stopped.recv_timeout(tick) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                inner.sync_if_dirty();
+                if last_retention.elapsed() >= RETENTION_CHECK_INTERVAL {
+                    last_retention = Instant::now();
+                    if let Err(e) = inner.apply_retention() {
+                        error!(error = %e, "retention failed");
+                    }
+                }
+            }
+        })
+        .map_err(|e| Error::io("spawning the TSDB background thread", e))?;
+    Ok(Background { stop, handle })
+}
+
+impl Inner {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Fsyncs the WAL if needed, without holding the WAL lock during the fsync.
+    fn sync_if_dirty(&self) {
+        let file = lock(&self.wal).take_unsynced();
+        let result = match file {
+            None => return,
+            Some(f) => f.and_then(|f| f.sync_data()),
+        };
+        if let Err(e) = result {
+            warn!(error = %e, "fsyncing the WAL failed; will retry");
+            lock(&self.wal).mark_dirty();
+        }
+    }
+
+    fn apply_retention(&self) -> Result<()> {
+        let (_, max_t) = self.head.time_range();
+        let keep = i64::try_from(self.opts.retention.as_millis()).unwrap_or(i64::MAX);
+        if keep == 0 || max_t == i64::MIN {
+            return Ok(());
+        }
+        let min_t = max_t.saturating_sub(keep);
+        if min_t <= self.head.min_valid_t() {
+            return Ok(());
+        }
+        self.truncate_before(min_t)
+    }
+
+    fn truncate_before(&self, min_t: i64) -> Result<()> {
+        let _serial = lock(&self.truncating);
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let started = Instant::now();
+        let empty = self.head.truncate_samples(min_t);
+        let mut wal = lock(&self.wal);
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        // Under the WAL lock: no commit is between its WAL write and its head update.
+        let removed_series = self.head.remove_empty(&empty);
+        let mut buf = Vec::new();
+        wal::encode_truncation(&mut buf, min_t);
+        wal.log(&buf, i64::MIN)?;
+        let cut = wal.truncatable_before(min_t);
+        drop(wal);
+        let mut deleted = 0;
+        if let Some(last) = cut {
+            // Series records of the deleted segments live on in the checkpoint; series created
+            // from now on are logged in segments after `last`.
+            let series = self.head.all_series();
+            wal::write_checkpoint(&self.wal_dir, last, &series, self.head.min_valid_t())?;
+            let paths = lock(&self.wal).drop_segments(last);
+            for p in paths {
+                match fs::remove_file(&p) {
+                    Ok(()) => deleted += 1,
+                    Err(e) => warn!(path = %p.display(), error = %e, "cannot delete WAL segment"),
+                }
+            }
+            for p in wal::list(&self.wal_dir)?.obsolete {
+                if let Err(e) = fs::remove_file(&p) {
+                    warn!(path = %p.display(), error = %e, "cannot delete old checkpoint");
+                }
+            }
+            wal::sync_dir(&self.wal_dir)?;
+        }
+        info!(
+            min_t,
+            removed_series,
+            deleted_segments = deleted,
+            elapsed = ?started.elapsed(),
+            "truncated head and WAL"
+        );
+        Ok(())
+    }
+}
+
+/// What replay has learnt beyond the head.
+#[derive(Debug, Default)]
+struct Replay {
+    /// Refs of Series records whose labels already had another ref (a series removed by
+    /// retention and created again): their samples go to the existing series.
+    aliases: HashMap<u64, u64>,
+    records: u64,
+    samples: u64,
+    skipped: u64,
+}
+
+impl Replay {
+    fn apply(&mut self, head: &Head, rec: Record, max_t: &mut i64) {
+        self.records += 1;
+        match rec {
+            Record::Series(list) => {
+                for (r, labels) in list {
+                    head.reserve_ref(r);
+                    if labels.is_empty() {
+                        warn!(series = r, "WAL series record without labels; skipped");
+                        continue;
+                    }
+                    if let Some(s) = head.series(r) {
+                        if s.labels != labels {
+                            warn!(series = r, old = %s.labels, new = %labels,
+                                "WAL series ref reused with other labels; keeping the first");
+                        }
+                        continue;
+                    }
+                    let s = head.get_or_create(r, labels);
+                    if s.id != r {
+                        self.aliases.insert(r, s.id);
+                    }
+                }
+            }
+            Record::Samples(samples) => {
+                for s in &samples {
+                    *max_t = (*max_t).max(s.t);
+                }
+                let total = samples.len() as u64;
+                let mut skipped = 0;
+                let aliases = &self.aliases;
+                head.append_batch(
+                    samples.iter().map(|s| {
+                        let r = aliases.get(&s.series).copied().unwrap_or(s.series);
+                        (r, s.t, s.v)
+                    }),
+                    |_| skipped += 1,
+                );
+                self.samples += total - skipped;
+                self.skipped += skipped;
+            }
+            Record::Truncation(min_t) => {
+                // Series left empty are removed at the end of replay: later records (or the
+                // rest of a checkpoint) may still add samples to them.
+                head.truncate_samples(min_t);
+            }
+        }
+    }
+}
+
+/// Replays the checkpoint and the segments after it into `head`; returns the segments kept.
+fn replay(wal_dir: &Path, head: &Head, counters: &Counters) -> Result<BTreeMap<u64, SegmentInfo>> {
+    let started = Instant::now();
+    let listing = wal::list(wal_dir)?;
+    for p in &listing.obsolete {
+        if let Err(e) = fs::remove_file(p) {
+            warn!(path = %p.display(), error = %e, "cannot delete obsolete WAL file");
+        }
+    }
+    let mut state = Replay::default();
+    let covered = listing.checkpoint.as_ref().map(|(n, _)| *n);
+    if let Some((_, path)) = &listing.checkpoint {
+        info!(checkpoint = %path.display(), "replaying WAL checkpoint");
+        match fs::read(path) {
+            Ok(data) => {
+                let mut ignored = i64::MIN;
+                if let Some((offset, reason)) =
+                    wal::read_records(&data, |r| state.apply(head, r, &mut ignored))
+                {
+                    warn!(checkpoint = %path.display(), offset, reason, "corrupt WAL checkpoint record; the rest of the checkpoint is lost");
+                    counters.wal_corruptions.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                warn!(checkpoint = %path.display(), error = %e, "cannot read WAL checkpoint");
+                counters.wal_corruptions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let mut segments = Vec::new();
+    for (n, path) in listing.segments {
+        if covered.is_some_and(|c| n <= c) {
+            // Left over from an interrupted truncation: the checkpoint supersedes it.
+            if let Err(e) = fs::remove_file(&path) {
+                warn!(path = %path.display(), error = %e, "cannot delete WAL segment");
+            }
+        } else {
+            segments.push((n, path));
+        }
+    }
+    let mut kept = BTreeMap::new();
+    let total = segments.len();
+    let mut prev: Option<u64> = covered;
+    for (i, (n, path)) in segments.into_iter().enumerate() {
+        if let Some(p) = prev
+            && n != p + 1
+        {
+            warn!(after = p, next = n, "gap in WAL segment numbers");
+        }
+        prev = Some(n);
+        info!(segment = %path.display(), "replaying WAL segment {}/{}", i + 1, total);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(segment = %path.display(), error = %e, "cannot read WAL segment; skipped");
+                counters.wal_corruptions.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let mut max_t = i64::MIN;
+        let mut bytes = data.len() as u64;
+        if let Some((offset, reason)) =
+            wal::read_records(&data, |r| state.apply(head, r, &mut max_t))
+        {
+            warn!(segment = %path.display(), offset, reason,
+                "torn or corrupt WAL record: truncating the segment there");
+            counters.wal_corruptions.fetch_add(1, Ordering::Relaxed);
+            let cut = File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(offset).and_then(|()| f.sync_all()));
+            match cut {
+                Ok(()) => bytes = offset,
+                Err(e) => {
+                    warn!(segment = %path.display(), error = %e, "cannot truncate WAL segment")
+                }
+            }
+        }
+        if bytes == 0 {
+            // Nothing in it: a fresh segment of a previous run. Keep numbering dense.
+            if let Err(e) = fs::remove_file(&path) {
+                warn!(segment = %path.display(), error = %e, "cannot delete empty WAL segment");
+                kept.insert(n, SegmentInfo { bytes, max_t });
+            }
+            continue;
+        }
+        kept.insert(n, SegmentInfo { bytes, max_t });
+    }
+    // Series of the checkpoint whose samples are all gone have nothing to show.
+    let empty = head.truncate_samples(head.min_valid_t());
+    head.remove_empty(&empty);
+    counters
+        .replayed_records
+        .store(state.records, Ordering::Relaxed);
+    if state.skipped > 0 {
+        warn!(
+            skipped = state.skipped,
+            "WAL samples of unknown series or out of order were skipped"
+        );
+    }
+    info!(
+        segments = total,
+        records = state.records,
+        series = head.num_series(),
+        samples = state.samples,
+        elapsed = ?started.elapsed(),
+        "replayed WAL"
+    );
+    Ok(kept)
+}
+
+impl Appendable for Db {
+    fn appender(&self) -> Box<dyn Appender> {
+        Box::new(DbAppender {
+            inner: self.inner.clone(),
+            samples: Vec::new(),
+            new_series: Vec::new(),
+            new_by_labels: HashMap::new(),
+            existing: HashMap::new(),
+            last: HashMap::new(),
+        })
+    }
+}
+
+/// A batch of samples buffered until commit.
+struct DbAppender {
+    inner: Arc<Inner>,
+    samples: Vec<RefSample>,
+    /// Series unknown to the head when appended, with the refs handed out for them.
+    new_series: Vec<(u64, Labels)>,
+    new_by_labels: HashMap<Labels, u64>,
+    /// Series found in the head when appended (retention may remove them before commit).
+    existing: HashMap<u64, Arc<MemSeries>>,
+    /// Newest sample of each series in this batch.
+    last: HashMap<u64, Sample>,
+}
+
+impl DbAppender {
+    /// The series' ref and its newest sample in the head (`None` if new or already in the batch).
+    fn resolve(
+        &mut self,
+        series_ref: Option<SeriesRef>,
+        labels: &Labels,
+    ) -> storage::Result<(u64, Option<Sample>)> {
+        let head = &self.inner.head;
+        if let Some(SeriesRef(r)) = series_ref {
+            if self.last.contains_key(&r) {
+                return Ok((r, None));
+            }
+            if let Some(s) = head.series(r) {
+                let last = s.last();
+                self.existing.insert(r, s);
+                return Ok((r, last));
+            }
+        }
+        if labels.is_empty() {
+            return Err(storage::Error::InvalidLabels("empty label set".into()));
+        }
+        if let Some(&r) = self.new_by_labels.get(labels) {
+            return Ok((r, None));
+        }
+        if let Some(s) = head.series_by_labels(labels) {
+            let (r, last) = (s.id, s.last());
+            self.existing.insert(r, s);
+            return Ok((r, last));
+        }
+        let r = head.alloc_ref();
+        self.new_series.push((r, labels.clone()));
+        self.new_by_labels.insert(labels.clone(), r);
+        Ok((r, None))
+    }
+}
+
+impl Appender for DbAppender {
+    fn append(
+        &mut self,
+        series_ref: Option<SeriesRef>,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+    ) -> storage::Result<SeriesRef> {
+        let inner = &self.inner;
+        if inner.is_closed() {
+            return Err(storage::Error::Closed);
+        }
+        // Checked first so that no series is created for a rejected sample.
+        if t < inner.head.min_valid_t() {
+            inner.counters.count(&storage::Error::OutOfBounds);
+            return Err(storage::Error::OutOfBounds);
+        }
+        let (r, head_last) = self.resolve(series_ref, labels)?;
+        let last = self.last.get(&r).copied().or(head_last);
+        match self.inner.head.check(last, t, v) {
+            Ok(true) => {
+                self.samples.push(RefSample { series: r, t, v });
+                self.last.insert(r, Sample { t, v });
+            }
+            Ok(false) => {}
+            Err(e) => {
+                self.inner.counters.count(&e);
+                return Err(e);
+            }
+        }
+        Ok(SeriesRef(r))
+    }
+
+    fn commit(mut self: Box<Self>) -> storage::Result<()> {
+        let inner = self.inner.clone();
+        let mut wal = lock(&inner.wal);
+        if inner.is_closed() {
+            return Err(storage::Error::Closed);
+        }
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+        // Another appender may have created some of our new series since we looked.
+        let mut remap = HashMap::new();
+        let mut created = Vec::new();
+        let mut candidates = std::mem::take(&mut self.new_series);
+        // Series removed by retention since they were appended to are created again (same ref).
+        for r in inner.head.missing(self.existing.keys().copied()) {
+            if let Some(s) = self.existing.get(&r) {
+                candidates.push((r, s.labels.clone()));
+            }
+        }
+        // Only series with accepted samples.
+        candidates.retain(|(r, _)| self.last.contains_key(r));
+        for (r, labels) in candidates {
+            match inner.head.series_by_labels(&labels) {
+                Some(s) => {
+                    remap.insert(r, s.id);
+                }
+                None => created.push((r, labels)),
+            }
+        }
+        if !remap.is_empty() {
+            for s in &mut self.samples {
+                if let Some(&n) = remap.get(&s.series) {
+                    s.series = n;
+                }
+            }
+        }
+        let mut buf = Vec::with_capacity(64 * created.len() + 20 * self.samples.len() + 32);
+        if !created.is_empty() {
+            wal::encode_series(&mut buf, created.iter().map(|(r, l)| (*r, l)));
+        }
+        wal::encode_samples(&mut buf, &self.samples);
+        let max_t = self.samples.iter().map(|s| s.t).max().unwrap_or(i64::MIN);
+        wal.log(&buf, max_t)?;
+        // The records are in the WAL: apply them even if fsync fails, as replay would.
+        let synced = if inner.opts.fsync_interval.is_zero() {
+            wal.sync()
+        } else {
+            Ok(())
+        };
+        for (r, labels) in created {
+            inner.head.get_or_create(r, labels);
+        }
+        let counters = &inner.counters;
+        inner
+            .head
+            .append_batch(self.samples.iter().map(|s| (s.series, s.t, s.v)), |e| {
+                debug!(error = %e, "sample rejected at commit");
+                counters.count(&e);
+            });
+        drop(wal);
+        synced.map_err(Into::into)
+    }
+
+    fn rollback(self: Box<Self>) -> storage::Result<()> {
+        Ok(())
+    }
+}
+
+impl Queryable for Db {
+    fn querier(&self, min_t: i64, max_t: i64) -> storage::Result<Box<dyn Querier>> {
+        Ok(Box::new(DbQuerier {
+            inner: self.inner.clone(),
+            min_t,
+            max_t,
+        }))
+    }
+}
+
+/// Reads the head within `[min_t, max_t]`.
+struct DbQuerier {
+    inner: Arc<Inner>,
+    min_t: i64,
+    max_t: i64,
+}
+
+impl DbQuerier {
+    /// True if the head may hold samples in the querier's range.
+    fn overlaps(&self) -> bool {
+        let (min, max) = self.inner.head.time_range();
+        min <= max && min <= self.max_t && self.min_t <= max
+    }
+}
+
+impl Querier for DbQuerier {
+    fn select(&self, matchers: &[Matcher], _hints: &SelectHints) -> storage::Result<SeriesSet> {
+        if !self.overlaps() {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let (min_t, max_t) = (self.min_t, self.max_t);
+        let series = self.inner.head.select(matchers);
+        // Chunks are decoded lazily, as the caller iterates each series.
+        Ok(Box::new(series.into_iter().filter_map(move |s| {
+            let samples = s.iter(min_t, max_t)?;
+            Some(Series {
+                labels: s.labels.clone(),
+                samples: Box::new(samples),
+            })
+        })))
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> storage::Result<Vec<String>> {
+        if !self.overlaps() {
+            return Ok(Vec::new());
+        }
+        Ok(self.inner.head.label_names(matchers))
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> storage::Result<Vec<String>> {
+        if !self.overlaps() {
+            return Ok(Vec::new());
+        }
+        Ok(self.inner.head.label_values(name, matchers))
+    }
+}

@@ -1,0 +1,204 @@
+//! A [`SampleIterator`] that decodes chunks lazily, so a querier hands out compressed chunks
+//! (shared, not copied, for closed ones) instead of materialised samples.
+
+use std::sync::Arc;
+
+use pharos_model::Sample;
+use pharos_model::storage::SampleIterator;
+
+use crate::chunk::Decoder;
+
+/// One chunk of a series with its time range.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkRef {
+    pub max_t: i64,
+    pub bytes: Arc<[u8]>,
+}
+
+/// Iterates the samples with `min_t <= t <= max_t` of chunks in time order.
+#[derive(Debug)]
+pub(crate) struct ChunksIterator {
+    chunks: Vec<ChunkRef>,
+    /// Index of the chunk being decoded.
+    ci: usize,
+    dec: Option<Decoder<Arc<[u8]>>>,
+    min_t: i64,
+    max_t: i64,
+    /// Decoded but not yet returned (by [`ChunksIterator::new`]'s look-ahead).
+    pending: Option<Sample>,
+    /// Last returned.
+    cur: Option<Sample>,
+    /// `next` or `seek` has returned `None`: the iterator stays at its end.
+    done: bool,
+}
+
+impl ChunksIterator {
+    /// An iterator over `chunks`, or `None` if they hold no sample in `[min_t, max_t]`.
+    pub fn new(chunks: Vec<ChunkRef>, min_t: i64, max_t: i64) -> Option<Self> {
+        let mut it = Self {
+            chunks,
+            ci: 0,
+            dec: None,
+            min_t,
+            max_t,
+            pending: None,
+            cur: None,
+            done: false,
+        };
+        it.pending = Some(it.decode_next()?);
+        Some(it)
+    }
+
+    /// The next sample in range, decoding as needed.
+    fn decode_next(&mut self) -> Option<Sample> {
+        loop {
+            let chunk = self.chunks.get(self.ci)?;
+            let dec = match &mut self.dec {
+                Some(d) => d,
+                None => match Decoder::new(chunk.bytes.clone()) {
+                    Ok(d) => self.dec.insert(d),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot decode a head chunk");
+                        self.next_chunk();
+                        continue;
+                    }
+                },
+            };
+            match dec.next_sample() {
+                Ok(Some(s)) if s.t > self.max_t => {
+                    self.ci = self.chunks.len();
+                    self.dec = None;
+                    return None;
+                }
+                Ok(Some(s)) if s.t < self.min_t => {}
+                Ok(Some(s)) => return Some(s),
+                Ok(None) => self.next_chunk(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot decode a head chunk");
+                    self.next_chunk();
+                }
+            }
+        }
+    }
+
+    fn next_chunk(&mut self) {
+        self.ci += 1;
+        self.dec = None;
+    }
+}
+
+impl SampleIterator for ChunksIterator {
+    fn next(&mut self) -> Option<Sample> {
+        if self.done {
+            return None;
+        }
+        let s = match self.pending.take() {
+            Some(p) => Some(p),
+            None => self.decode_next(),
+        };
+        match s {
+            Some(_) => self.cur = s,
+            None => self.done = true,
+        }
+        s
+    }
+
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        if self.done {
+            return None;
+        }
+        if let Some(c) = self.cur.filter(|c| c.t >= t) {
+            return Some(c);
+        }
+        if let Some(p) = self.pending.take()
+            && p.t >= t
+        {
+            self.cur = Some(p);
+            return Some(p);
+        }
+        // Skip whole chunks that end before `t`.
+        while self.chunks.get(self.ci).is_some_and(|c| c.max_t < t) {
+            self.next_chunk();
+        }
+        loop {
+            let Some(s) = self.decode_next() else {
+                self.done = true;
+                return None;
+            };
+            if s.t >= t {
+                self.cur = Some(s);
+                return Some(s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::Encoder;
+    use pharos_model::storage::VecSampleIterator;
+
+    fn chunks(samples: &[Sample], per_chunk: usize) -> Vec<ChunkRef> {
+        samples
+            .chunks(per_chunk)
+            .map(|c| {
+                let mut e = Encoder::new();
+                for s in c {
+                    e.append(s.t, s.v);
+                }
+                ChunkRef {
+                    max_t: e.max_t(),
+                    bytes: e.into_bytes().into(),
+                }
+            })
+            .collect()
+    }
+
+    /// The chunk iterator behaves like `VecSampleIterator` over the filtered samples, for seeded
+    /// random sequences of `next` and `seek`, up to the end (after which `VecSampleIterator::seek`
+    /// may return its last sample again while this one stays at the end, as Prometheus' do).
+    #[test]
+    fn matches_vec_iterator() {
+        let mut seed = 1u64;
+        let mut rnd = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for round in 0..300 {
+            let n = rnd(60) as i64;
+            let samples: Vec<Sample> = (0..n)
+                .map(|i| Sample {
+                    t: i * 10,
+                    v: i as f64,
+                })
+                .collect();
+            let per_chunk = 1 + rnd(12) as usize;
+            let (min_t, max_t) = (rnd(700) as i64 - 50, rnd(700) as i64 - 50);
+            let want: Vec<Sample> = samples
+                .iter()
+                .copied()
+                .filter(|s| s.t >= min_t && s.t <= max_t)
+                .collect();
+            let got = ChunksIterator::new(chunks(&samples, per_chunk), min_t, max_t);
+            assert_eq!(got.is_none(), want.is_empty(), "round {round}");
+            let Some(mut got) = got else { continue };
+            let mut want = VecSampleIterator::new(want);
+            for step in 0..40 {
+                let (g, w) = if rnd(2) == 0 {
+                    (got.next(), want.next())
+                } else {
+                    let t = rnd(700) as i64 - 50;
+                    (got.seek(t), want.seek(t))
+                };
+                assert_eq!(g, w, "round {round} step {step}");
+                if g.is_none() {
+                    assert_eq!((got.next(), got.seek(i64::MIN)), (None, None));
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of `pharos-tsdb` through its public API, one module per topic.
+
+// Test helpers outside `#[test]` functions unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
+mod append;
+mod bench;
+mod common;
+mod kill;
+mod matchers;
+mod recovery;
+mod retention;
