@@ -69,3 +69,84 @@ mod tests {
         assert!(!is_stale_nan(1.0));
     }
 }
+
+/// Parses a Prometheus duration: one or more `<int><unit>` parts in decreasing unit order, units
+/// `y w d h m s ms` (`15s`, `1h30m`, `2d`). Returns milliseconds.
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    const UNITS: [(&str, i64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("ms", 1),
+        ("m", 60_000),
+        ("s", 1000),
+    ];
+    let bad = || format!("not a valid duration string: {s:?}");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if s == "0" {
+        return Ok(0);
+    }
+    let mut rest = s;
+    let mut total: i64 = 0;
+    let mut last_rank = usize::MAX;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let (rank, (unit, size)) = UNITS
+            .iter()
+            .enumerate()
+            .find(|(_, (u, _))| rest.starts_with(u))
+            .ok_or_else(bad)?;
+        // Canonical order of magnitude: y w d h m s ms (ms is listed before m for prefix matching).
+        let order = match *unit {
+            "ms" => 6,
+            "m" => 4,
+            "s" => 5,
+            _ => rank,
+        };
+        if last_rank != usize::MAX && order <= last_rank {
+            return Err(bad());
+        }
+        last_rank = order;
+        rest = &rest[unit.len()..];
+        total = n
+            .checked_mul(*size)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration_ms;
+
+    #[track_caller]
+    fn check(s: &str, want: Option<i64>) {
+        assert_eq!(parse_duration_ms(s).ok(), want, "{s}");
+    }
+
+    #[test]
+    fn durations() {
+        check("15s", Some(15_000));
+        check("1h30m", Some(5_400_000));
+        check("15d", Some(15 * 86_400_000));
+        check("100ms", Some(100));
+        check("1m5s10ms", Some(65_010));
+        check("0", Some(0));
+        check("0s", Some(0));
+        check("", None);
+        check("5", None);
+        check("1s1h", None);
+        check("1.5h", None);
+        check("-1s", None);
+        check("99999999999999999y", None);
+    }
+}

@@ -1,6 +1,28 @@
-//! Zero-copy parser for the text exposition formats. (Being written: see the collector issue.)
+//! Zero-copy parser for the Prometheus text format 0.0.4 and OpenMetrics 1.0 text.
+//!
+//! The body is cut into lines; each line is parsed by one small nom function per grammar rule
+//! ([`metric_name`], [`label_set`], [`quoted`], [`value`], ...). Names and label values borrow from
+//! the input; a label value or HELP text is only copied when it contains an escape sequence.
+//!
+//! Accepted (both dialects unless noted):
+//! - `# HELP name text` (`\\` and `\n` unescaped; OpenMetrics also `\"`), `# TYPE name kind`,
+//!   `# UNIT name unit` (OpenMetrics); other comments are ignored;
+//! - `name{label="value",...} value [timestamp]`, with a trailing comma allowed in the label set,
+//!   `\\`, `\"` and `\n` escapes in label values, spaces or tabs between tokens, blank lines;
+//! - values `NaN`, `+Inf`, `-Inf`, `Inf` and any float; timestamps are integer milliseconds in the
+//!   text format and float seconds in OpenMetrics (converted to milliseconds, rounded);
+//! - OpenMetrics: exemplars (` # {labels} value [timestamp]`) are checked and skipped, and the
+//!   body must end with `# EOF` (an optional final newline may follow, nothing else).
+//!
+//! ```
+//! use pharos_model::expfmt::{parse, Entry, Format};
+//! let entries = parse("# TYPE up gauge\nup{job=\"a\"} 1 1700000000000\n", Format::Text).unwrap();
+//! assert!(matches!(entries[1], Entry::Sample { name: "up", value: 1.0, timestamp: Some(1700000000000), .. }));
+//! ```
 
 use std::borrow::Cow;
+
+use nom::{IResult, Parser as _};
 
 use super::MetricType;
 
@@ -11,6 +33,19 @@ pub enum Format {
     Text,
     /// OpenMetrics 1.0 text.
     OpenMetrics,
+}
+
+impl Format {
+    /// The dialect a `Content-Type` header announces: OpenMetrics for
+    /// `application/openmetrics-text`, the text format for anything else (as Prometheus does).
+    pub fn from_content_type(content_type: &str) -> Self {
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case("application/openmetrics-text") {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
 }
 
 /// One parsed line of interest.
@@ -56,35 +91,918 @@ pub enum Entry<'a> {
 pub struct ParseError {
     /// 1-based line number.
     pub line: usize,
-    /// What was expected.
+    /// What was expected (and what was found instead).
     pub message: String,
 }
 
+/// The nom error of this grammar: what was expected, and the input where it was expected.
+#[derive(Debug, Clone, PartialEq)]
+struct Expected<'a> {
+    input: &'a str,
+    what: &'static str,
+}
+
+impl<'a> nom::error::ParseError<&'a str> for Expected<'a> {
+    fn from_error_kind(input: &'a str, _kind: nom::error::ErrorKind) -> Self {
+        Expected {
+            input,
+            what: "valid syntax",
+        }
+    }
+
+    fn append(_input: &'a str, _kind: nom::error::ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+impl<'a, E> nom::error::FromExternalError<&'a str, E> for Expected<'a> {
+    fn from_external_error(input: &'a str, _kind: nom::error::ErrorKind, _e: E) -> Self {
+        Expected {
+            input,
+            what: "valid syntax",
+        }
+    }
+}
+
+type PResult<'a, O> = IResult<&'a str, O, Expected<'a>>;
+
+/// A recoverable error: `what` was expected at `input`.
+fn fail<'a, O>(input: &'a str, what: &'static str) -> PResult<'a, O> {
+    Err(nom::Err::Error(Expected { input, what }))
+}
+
+/// Runs `p`; if it fails, reports `what` as expected at the position where `p` started.
+fn expect<'a, O>(
+    what: &'static str,
+    mut p: impl nom::Parser<&'a str, Output = O, Error = Expected<'a>>,
+) -> impl FnMut(&'a str) -> PResult<'a, O> {
+    move |i: &'a str| {
+        p.parse(i)
+            .map_err(|e| e.map(|_| Expected { input: i, what }))
+    }
+}
+
+/// Spaces or tabs, at least one.
+fn blanks1(i: &str) -> PResult<'_, &str> {
+    nom::bytes::complete::take_while1(|c| c == ' ' || c == '\t').parse(i)
+}
+
+/// Spaces or tabs, possibly none.
+fn blanks0(i: &str) -> PResult<'_, &str> {
+    nom::bytes::complete::take_while(|c| c == ' ' || c == '\t').parse(i)
+}
+
+/// A run of non-blank characters (a value or timestamp token).
+fn token(i: &str) -> PResult<'_, &str> {
+    nom::bytes::complete::take_while1(|c| c != ' ' && c != '\t').parse(i)
+}
+
+/// Splits `i` after the longest prefix whose first byte satisfies `first` and the rest `rest`.
+#[inline]
+fn ident(i: &str, first: fn(u8) -> bool, rest: fn(u8) -> bool) -> Option<(&str, &str)> {
+    let b = i.as_bytes();
+    if !b.first().is_some_and(|&c| first(c)) {
+        return None;
+    }
+    let n = 1 + b[1..].iter().take_while(|&&c| rest(c)).count();
+    // Only ASCII bytes were consumed, so `n` is a char boundary.
+    Some((&i[n..], &i[..n]))
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
+fn metric_name(i: &str) -> PResult<'_, &str> {
+    match ident(
+        i,
+        |c| c.is_ascii_alphabetic() || c == b'_' || c == b':',
+        |c| c.is_ascii_alphanumeric() || c == b'_' || c == b':',
+    ) {
+        Some(r) => Ok(r),
+        None => fail(i, "metric name"),
+    }
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`
+fn label_name(i: &str) -> PResult<'_, &str> {
+    match ident(
+        i,
+        |c| c.is_ascii_alphabetic() || c == b'_',
+        |c| c.is_ascii_alphanumeric() || c == b'_',
+    ) {
+        Some(r) => Ok(r),
+        None => fail(i, "label name"),
+    }
+}
+
+/// Replaces `\\` and `\n` (and `\"` if `quote`) in `s`; other backslashes are kept as they are.
+fn unescape(s: &str, quote: bool) -> Cow<'_, str> {
+    if !s.as_bytes().contains(&b'\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('"') if quote => out.push('"'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A double-quoted label value with escapes; borrowed unless it contains a backslash.
+fn quoted(i: &str) -> PResult<'_, Cow<'_, str>> {
+    let Some(body) = i.strip_prefix('"') else {
+        return fail(i, "'\"' opening a label value");
+    };
+    let b = body.as_bytes();
+    let mut k = 0;
+    let mut escaped = false;
+    while k < b.len() {
+        match b[k] {
+            b'"' => {
+                let raw = &body[..k];
+                let v = if escaped {
+                    unescape(raw, true)
+                } else {
+                    Cow::Borrowed(raw)
+                };
+                return Ok((&body[k + 1..], v));
+            }
+            b'\\' => {
+                escaped = true;
+                k += 2;
+            }
+            _ => k += 1,
+        }
+    }
+    fail(i, "'\"' closing the label value")
+}
+
+/// One `name="value"` pair, blanks allowed around `=`.
+fn label_pair(i: &str) -> PResult<'_, (&str, Cow<'_, str>)> {
+    let (i, name) = label_name(i)?;
+    let (i, _) = blanks0(i)?;
+    let (i, _) = expect(
+        "'=' after the label name",
+        nom::character::complete::char('='),
+    )
+    .parse(i)?;
+    let (i, _) = blanks0(i)?;
+    let (i, value) = quoted(i)?;
+    Ok((i, (name, value)))
+}
+
+/// `{` pairs separated by `,` (a trailing comma allowed) `}`.
+fn label_set(i: &str) -> PResult<'_, Vec<(&str, Cow<'_, str>)>> {
+    let Some(mut i) = i.strip_prefix('{') else {
+        return fail(i, "'{'");
+    };
+    let mut labels = Vec::new();
+    loop {
+        i = blanks0(i)?.0;
+        if let Some(rest) = i.strip_prefix('}') {
+            return Ok((rest, labels));
+        }
+        let (rest, pair) = label_pair(i)?;
+        labels.push(pair);
+        i = blanks0(rest)?.0;
+        if let Some(rest) = i.strip_prefix(',') {
+            i = rest;
+        } else if !i.starts_with('}') {
+            return fail(i, "',' or '}' after a label value");
+        }
+    }
+}
+
+/// A float: digits, `NaN`, `+Inf`, `-Inf`, `Inf` (case-insensitive, as Go's `ParseFloat`).
+fn value(i: &str) -> PResult<'_, f64> {
+    expect(
+        "value (a float, NaN, +Inf or -Inf)",
+        nom::combinator::map_res(token, parse_float),
+    )
+    .parse(i)
+}
+
+fn parse_float(s: &str) -> Result<f64, std::num::ParseFloatError> {
+    // Fast path for the common case of a plain integer.
+    let b = s.as_bytes();
+    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+        return Ok(b
+            .iter()
+            .fold(0u64, |acc, &c| acc * 10 + u64::from(c - b'0')) as f64);
+    }
+    s.parse::<f64>()
+}
+
+/// Text format timestamp: integer milliseconds.
+fn timestamp_ms(i: &str) -> PResult<'_, i64> {
+    expect(
+        "timestamp (integer milliseconds)",
+        nom::combinator::map_res(token, str::parse::<i64>),
+    )
+    .parse(i)
+}
+
+/// OpenMetrics timestamp: float seconds, returned in milliseconds (rounded).
+fn timestamp_seconds(i: &str) -> PResult<'_, i64> {
+    let (rest, secs) = expect(
+        "timestamp (seconds)",
+        nom::combinator::map_res(token, str::parse::<f64>),
+    )
+    .parse(i)?;
+    let ms = secs * 1000.0;
+    if !ms.is_finite() || ms.abs() >= 9.2e18 {
+        return fail(i, "timestamp (finite seconds)");
+    }
+    Ok((rest, ms.round() as i64))
+}
+
+/// An OpenMetrics exemplar after the value: `# {labels} value [timestamp]`; checked, then dropped.
+fn exemplar(i: &str) -> PResult<'_, ()> {
+    let (i, _) = expect(
+        "'#' starting an exemplar",
+        nom::character::complete::char('#'),
+    )
+    .parse(i)?;
+    let (i, _) = blanks0(i)?;
+    let (i, _) = label_set(i)?;
+    let (i, _) = blanks1(i)?;
+    let (i, _) = value(i)?;
+    let (i, _) = blanks0(i)?;
+    if i.is_empty() {
+        return Ok((i, ()));
+    }
+    let (i, _) = timestamp_seconds(i)?;
+    Ok((i, ()))
+}
+
+/// A whole sample line: `name[{labels}] value [timestamp] [# exemplar]`.
+fn sample_line(i: &str, format: Format) -> PResult<'_, Entry<'_>> {
+    let (i, name) = metric_name(i)?;
+    let (i, _) = blanks0(i)?;
+    let (i, labels) = if i.starts_with('{') {
+        let (i, l) = label_set(i)?;
+        (blanks0(i)?.0, l)
+    } else {
+        (i, Vec::new())
+    };
+    if i.is_empty() {
+        return fail(i, "value (a float, NaN, +Inf or -Inf)");
+    }
+    let (i, value) = value(i)?;
+    let (mut i, _) = blanks0(i)?;
+    let mut timestamp = None;
+    let exemplar_next = format == Format::OpenMetrics && i.starts_with('#');
+    if !i.is_empty() && !exemplar_next {
+        let (rest, t) = match format {
+            Format::Text => timestamp_ms(i)?,
+            Format::OpenMetrics => timestamp_seconds(i)?,
+        };
+        timestamp = Some(t);
+        i = blanks0(rest)?.0;
+    }
+    if format == Format::OpenMetrics && i.starts_with('#') {
+        i = exemplar(i)?.0;
+    }
+    if !i.is_empty() {
+        return fail(i, "end of line after the sample");
+    }
+    Ok((
+        i,
+        Entry::Sample {
+            name,
+            labels,
+            value,
+            timestamp,
+        },
+    ))
+}
+
+/// What a `#` line turned out to be.
+enum Comment<'a> {
+    Entry(Entry<'a>),
+    Eof,
+    Ignored,
+}
+
+/// A line starting with `#`: HELP, TYPE, UNIT, EOF, or an ignored comment.
+fn comment_line(line: &str, format: Format) -> PResult<'_, Comment<'_>> {
+    let (i, _) = nom::character::complete::char('#').parse(line)?;
+    let (i, sp) = blanks0(i)?;
+    if format == Format::OpenMetrics && i == "EOF" {
+        return Ok(("", Comment::Eof));
+    }
+    let keyword_end = i.find([' ', '\t']).unwrap_or(i.len());
+    let keyword = &i[..keyword_end];
+    let kind = match keyword {
+        "HELP" | "TYPE" => keyword,
+        "UNIT" if format == Format::OpenMetrics => keyword,
+        _ => return Ok(("", Comment::Ignored)),
+    };
+    if sp.is_empty() {
+        return Ok(("", Comment::Ignored));
+    }
+    let (i, _) = expect("metric name after the keyword", blanks1).parse(&i[keyword_end..])?;
+    let (i, name) = metric_name(i)?;
+    // The rest of the line, after one separating blank.
+    let rest = match i.as_bytes().first() {
+        None => "",
+        Some(b' ' | b'\t') => &i[1..],
+        Some(_) => return fail(i, "blank after the metric name"),
+    };
+    let entry = match kind {
+        "HELP" => Entry::Help {
+            name,
+            text: unescape(rest, format == Format::OpenMetrics),
+        },
+        "TYPE" => {
+            let word = rest.trim_matches([' ', '\t']);
+            let known = match format {
+                Format::Text => {
+                    matches!(
+                        word,
+                        "counter" | "gauge" | "histogram" | "summary" | "untyped"
+                    )
+                }
+                Format::OpenMetrics => matches!(
+                    word,
+                    "counter"
+                        | "gauge"
+                        | "histogram"
+                        | "gaugehistogram"
+                        | "stateset"
+                        | "info"
+                        | "summary"
+                        | "unknown"
+                ),
+            };
+            match MetricType::parse(word) {
+                Some(kind) if known => Entry::Type { name, kind },
+                _ => return fail(rest, "metric type"),
+            }
+        }
+        _ => Entry::Unit {
+            name,
+            unit: rest.trim_matches([' ', '\t']),
+        },
+    };
+    Ok(("", Comment::Entry(entry)))
+}
+
 /// An iterator over the entries of a scrape body.
+///
+/// After the first error it yields nothing more.
 #[derive(Debug)]
 pub struct Parser<'a> {
-    _input: &'a str,
-    _format: Format,
+    input: &'a str,
+    /// Byte offset of the next line.
+    pos: usize,
+    /// 1-based number of the line last read.
+    line: usize,
+    format: Format,
+    /// Set after an error, after `# EOF`, or at the end of input.
+    done: bool,
 }
 
 impl<'a> Parser<'a> {
     /// A parser over `input`.
     pub fn new(input: &'a str, format: Format) -> Self {
         Self {
-            _input: input,
-            _format: format,
+            input,
+            pos: 0,
+            line: 0,
+            format,
+            done: false,
+        }
+    }
+
+    /// The 1-based number of the line last read (0 before the first).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    fn error(&mut self, line_text: &str, e: nom::Err<Expected<'_>>) -> ParseError {
+        self.done = true;
+        let (at, what) = match e {
+            nom::Err::Error(x) | nom::Err::Failure(x) => (x.input, x.what),
+            nom::Err::Incomplete(_) => ("", "more input"),
+        };
+        let column = line_text.len() - at.len().min(line_text.len()) + 1;
+        let found = if at.is_empty() {
+            "end of line".to_string()
+        } else {
+            let mut end = at.len().min(24);
+            while !at.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{:?}", &at[..end])
+        };
+        ParseError {
+            line: self.line,
+            message: format!("expected {what} at column {column}, got {found}"),
+        }
+    }
+
+    fn fail_line(&mut self, message: impl Into<String>) -> ParseError {
+        self.done = true;
+        ParseError {
+            line: self.line,
+            message: message.into(),
         }
     }
 }
 
 impl<'a> Iterator for Parser<'a> {
     type Item = Result<Entry<'a>, ParseError>;
+
     fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let input: &'a str = self.input;
+            if self.pos >= input.len() {
+                self.done = true;
+                if self.format == Format::OpenMetrics {
+                    self.line += 1;
+                    return Some(Err(
+                        self.fail_line("expected \"# EOF\" at the end of the body")
+                    ));
+                }
+                return None;
+            }
+            let rest = &input[self.pos..];
+            let (raw, advance) = match rest.find('\n') {
+                Some(n) => (&rest[..n], n + 1),
+                None => (rest, rest.len()),
+            };
+            self.pos += advance;
+            self.line += 1;
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            match line.as_bytes().first() {
+                None => continue,
+                Some(b'#') => match comment_line(line, self.format) {
+                    Ok((_, Comment::Entry(e))) => return Some(Ok(e)),
+                    Ok((_, Comment::Ignored)) => continue,
+                    Ok((_, Comment::Eof)) => {
+                        self.done = true;
+                        if self.pos < input.len() {
+                            self.line += 1;
+                            return Some(Err(self.fail_line("unexpected data after \"# EOF\"")));
+                        }
+                        return None;
+                    }
+                    Err(e) => return Some(Err(self.error(line, e))),
+                },
+                Some(b' ' | b'\t') if self.format == Format::Text => {
+                    // The text format allows leading blanks (and lines of only blanks).
+                    let trimmed = line.trim_start_matches([' ', '\t']);
+                    if trimmed.is_empty() {
+                        continue;
+                    }
+                    return Some(self.sample(line, trimmed));
+                }
+                Some(_) => return Some(self.sample(line, line)),
+            }
+        }
         None
+    }
+}
+
+impl<'a> Parser<'a> {
+    fn sample(&mut self, line: &'a str, body: &'a str) -> Result<Entry<'a>, ParseError> {
+        match sample_line(body, self.format) {
+            Ok((_, e)) => Ok(e),
+            Err(e) => Err(self.error(line, e)),
+        }
     }
 }
 
 /// Parses a whole body.
 pub fn parse(input: &str, format: Format) -> Result<Vec<Entry<'_>>, ParseError> {
     Parser::new(input, format).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s<'a>(
+        name: &'a str,
+        labels: &[(&'a str, &'a str)],
+        value: f64,
+        ts: Option<i64>,
+    ) -> Entry<'a> {
+        Entry::Sample {
+            name,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (*k, Cow::Borrowed(*v)))
+                .collect(),
+            value,
+            timestamp: ts,
+        }
+    }
+
+    #[track_caller]
+    fn check(format: Format, input: &str, want: &[Entry<'_>]) {
+        match parse(input, format) {
+            Ok(got) => assert_eq!(got, want, "input: {input:?}"),
+            Err(e) => panic!("input {input:?}: unexpected error {e}"),
+        }
+    }
+
+    #[track_caller]
+    fn check_err(format: Format, input: &str, line: usize, contains: &str) {
+        match parse(input, format) {
+            Ok(got) => panic!("input {input:?}: expected an error, got {got:?}"),
+            Err(e) => {
+                assert_eq!(e.line, line, "input {input:?}: {e}");
+                assert!(
+                    e.message.contains(contains),
+                    "input {input:?}: {e} lacks {contains:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn text_samples() {
+        use Format::Text as T;
+        check(T, "", &[]);
+        check(T, "\n\n  \n", &[]);
+        check(T, "up 1\n", &[s("up", &[], 1.0, None)]);
+        check(T, "up 1", &[s("up", &[], 1.0, None)]);
+        check(T, "up 1\r\n", &[s("up", &[], 1.0, None)]);
+        check(T, "up{} 1\n", &[s("up", &[], 1.0, None)]);
+        check(
+            T,
+            "a:b:c_d 2.5e3 1700000000123\n",
+            &[s("a:b:c_d", &[], 2500.0, Some(1700000000123))],
+        );
+        check(T, "x -3 -5\n", &[s("x", &[], -3.0, Some(-5))]);
+        check(
+            T,
+            "x{a=\"1\",b=\"2\"} 3\n",
+            &[s("x", &[("a", "1"), ("b", "2")], 3.0, None)],
+        );
+        check(T, "x{a=\"1\",} 3\n", &[s("x", &[("a", "1")], 3.0, None)]);
+        check(
+            T,
+            "x{ a = \"1\" , b=\"\" } 3\n",
+            &[s("x", &[("a", "1"), ("b", "")], 3.0, None)],
+        );
+        check(T, "x{a=\",=}\"} 3\n", &[s("x", &[("a", ",=}")], 3.0, None)]);
+        check(
+            T,
+            "x{a=\"häßlich 🌍\"} 3\n",
+            &[s("x", &[("a", "häßlich 🌍")], 3.0, None)],
+        );
+        check(
+            T,
+            "x\t{a=\"1\"}\t\t7  \n",
+            &[s("x", &[("a", "1")], 7.0, None)],
+        );
+        check(T, "  x 1\n", &[s("x", &[], 1.0, None)]);
+        check(
+            T,
+            "x +Inf\ny -Inf\nz Inf\n",
+            &[
+                s("x", &[], f64::INFINITY, None),
+                s("y", &[], f64::NEG_INFINITY, None),
+                s("z", &[], f64::INFINITY, None),
+            ],
+        );
+        check(
+            T,
+            "a 1\n\nb 2\n",
+            &[s("a", &[], 1.0, None), s("b", &[], 2.0, None)],
+        );
+        check(
+            T,
+            "a 123456789012345678901\n",
+            &[s("a", &[], 123456789012345678901.0, None)],
+        );
+    }
+
+    #[test]
+    fn nan_value() {
+        let got = parse("x NaN\n", Format::Text).unwrap();
+        assert!(matches!(&got[..], [Entry::Sample { value, .. }] if value.is_nan()));
+    }
+
+    #[test]
+    fn escapes_and_zero_copy() {
+        let got = parse(r#"x{a="q\"\\\n\t",b="plain"} 1"#, Format::Text).unwrap();
+        let Entry::Sample { labels, .. } = &got[0] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(labels[0].1, "q\"\\\n\\t");
+        assert!(matches!(labels[0].1, Cow::Owned(_)));
+        assert!(matches!(labels[1].1, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn text_comments() {
+        use Format::Text as T;
+        check(
+            T,
+            "# HELP x Some \\\\ help\\nnext \\\"q\\\"\n",
+            &[Entry::Help {
+                name: "x",
+                text: Cow::Borrowed("Some \\ help\nnext \\\"q\\\""),
+            }],
+        );
+        check(
+            T,
+            "# HELP x\n",
+            &[Entry::Help {
+                name: "x",
+                text: Cow::Borrowed(""),
+            }],
+        );
+        check(
+            T,
+            "# HELP x \n",
+            &[Entry::Help {
+                name: "x",
+                text: Cow::Borrowed(""),
+            }],
+        );
+        check(
+            T,
+            "# TYPE x counter\n",
+            &[Entry::Type {
+                name: "x",
+                kind: MetricType::Counter,
+            }],
+        );
+        check(
+            T,
+            "#\tTYPE  x\tsummary \n",
+            &[Entry::Type {
+                name: "x",
+                kind: MetricType::Summary,
+            }],
+        );
+        check(
+            T,
+            "# TYPE x untyped\n",
+            &[Entry::Type {
+                name: "x",
+                kind: MetricType::Untyped,
+            }],
+        );
+        check(
+            T,
+            "# just a comment\n#\n#HELP x y\n# UNIT x seconds\n# EOF\n",
+            &[],
+        );
+        check(
+            T,
+            "# HELP a:b help\n",
+            &[Entry::Help {
+                name: "a:b",
+                text: Cow::Borrowed("help"),
+            }],
+        );
+    }
+
+    #[test]
+    fn openmetrics() {
+        use Format::OpenMetrics as O;
+        check(O, "# EOF\n", &[]);
+        check(O, "# EOF", &[]);
+        check(
+            O,
+            "# TYPE x info\n# UNIT x seconds\n# HELP x a \\\"b\\\"\nx_info{a=\"1\"} 1 1.5\n# EOF\n",
+            &[
+                Entry::Type {
+                    name: "x",
+                    kind: MetricType::Info,
+                },
+                Entry::Unit {
+                    name: "x",
+                    unit: "seconds",
+                },
+                Entry::Help {
+                    name: "x",
+                    text: Cow::Borrowed("a \"b\""),
+                },
+                s("x_info", &[("a", "1")], 1.0, Some(1500)),
+            ],
+        );
+        check(
+            O,
+            "a_total 3 1520879607.789\n# EOF\n",
+            &[s("a_total", &[], 3.0, Some(1520879607789))],
+        );
+        check(
+            O,
+            "a_bucket{le=\"1\"} 3 # {trace_id=\"x\"} 0.5 123.4\n# EOF\n",
+            &[s("a_bucket", &[("le", "1")], 3.0, None)],
+        );
+        check(
+            O,
+            "a_bucket{le=\"1\"} 3 7 # {} 0.5\n# EOF\n",
+            &[s("a_bucket", &[("le", "1")], 3.0, Some(7000))],
+        );
+        check(
+            O,
+            "# TYPE x unknown\n# EOF\n",
+            &[Entry::Type {
+                name: "x",
+                kind: MetricType::Untyped,
+            }],
+        );
+    }
+
+    #[test]
+    fn errors() {
+        use Format::{OpenMetrics as O, Text as T};
+        check_err(T, "up\n", 1, "expected value");
+        check_err(T, "a 1\nb 2\nup{a=\"1\"}\n", 3, "expected value");
+        check_err(T, "up abc\n", 1, "expected value");
+        check_err(T, "up 1 2.5\n", 1, "expected timestamp");
+        check_err(T, "up 1 2 3\n", 1, "expected end of line");
+        check_err(T, "1up 1\n", 1, "expected metric name");
+        check_err(T, "up{a=1} 1\n", 1, "opening a label value");
+        check_err(T, "up{a=\"1} 1\n", 1, "closing the label value");
+        check_err(T, "up{a=\"1\" b=\"2\"} 1\n", 1, "',' or '}'");
+        check_err(T, "up{a} 1\n", 1, "'='");
+        check_err(T, "up{,} 1\n", 1, "label name");
+        check_err(T, "up{1a=\"x\"} 1\n", 1, "label name");
+        check_err(T, "up{a=\"x\"\n", 1, "',' or '}'");
+        check_err(T, "# TYPE x bogus\n", 1, "metric type");
+        check_err(T, "# TYPE x info\n", 1, "metric type");
+        check_err(T, "# TYPE 9x counter\n", 1, "metric name");
+        check_err(T, "# HELP\n", 1, "metric name");
+        check_err(T, "up 1 # {a=\"b\"} 1\n", 1, "expected timestamp");
+        check_err(O, "up 1\n", 2, "# EOF");
+        check_err(O, "", 1, "# EOF");
+        check_err(O, "# EOF\nup 1\n", 2, "after \"# EOF\"");
+        check_err(O, "# EOF\n\n", 2, "after \"# EOF\"");
+        check_err(O, "up 1 # {a=\"b\" 1\n# EOF\n", 1, "',' or '}'");
+        check_err(O, "up 1 1e400\n# EOF\n", 1, "timestamp");
+        check_err(O, "# TYPE x untyped\n# EOF\n", 1, "metric type");
+        // Errors name the column and what was found.
+        check_err(T, "up{a=\"1\"} x1\n", 1, "column 11, got \"x1\"");
+    }
+
+    #[test]
+    fn stops_after_first_error() {
+        let mut p = Parser::new("bad\nup 1\n", Format::Text);
+        assert!(matches!(p.next(), Some(Err(_))));
+        assert!(p.next().is_none());
+    }
+
+    #[test]
+    fn content_type() {
+        assert_eq!(
+            Format::from_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::from_content_type("text/plain; version=0.0.4"),
+            Format::Text
+        );
+        assert_eq!(Format::from_content_type(""), Format::Text);
+    }
+
+    const BODY: &str = "# HELP http_requests_total The total \\\\ number\\n of requests.\n\
+        # TYPE http_requests_total counter\n\
+        http_requests_total{method=\"post\",code=\"200\",} 1027 1395066363000\n\
+        http_requests_total{method=\"po\\\"st\",code=\"400\"}    3 1395066363000\n\
+        \n\
+        # Escaping in label values:\n\
+        msdos_file_access_time_seconds{path=\"C:\\\\DIR\\\\FILE.TXT\",error=\"Cannot find file:\\n\\\"FILE.TXT\\\"\"} 1.458255915e9\n\
+        metric_without_timestamp_and_labels 12.47\n\
+        something_weird{problem=\"division by zero\"} +Inf -3982045\n\
+        utf8{v=\"ünï 🌍\"} NaN\n\
+        # TYPE rpc_duration_seconds summary\n\
+        rpc_duration_seconds{quantile=\"0.5\"} 4773\n\
+        rpc_duration_seconds_sum 1.7560473e+07\n";
+
+    #[test]
+    fn truncations_never_panic() {
+        for format in [Format::Text, Format::OpenMetrics] {
+            let om = format!("{BODY}# EOF\n");
+            let body = if format == Format::Text { BODY } else { &om };
+            assert!(parse(body, format).is_ok());
+            for n in 0..body.len() {
+                if let Some(prefix) = body.get(..n) {
+                    let _ = parse(prefix, format);
+                }
+                if let Some(suffix) = body.get(n..) {
+                    let _ = parse(suffix, format);
+                }
+            }
+        }
+        // Assorted garbage.
+        for junk in [
+            "{",
+            "}",
+            "\"",
+            "#",
+            "# ",
+            "# TYPE",
+            "# TYPE x",
+            "x{",
+            "x{a",
+            "x{a=",
+            "x{a=\"",
+            "x{a=\"\\",
+            "x 1 ",
+            "\\",
+            "x{a=\"\\\"} 1",
+            "\u{0}",
+            "é",
+        ] {
+            let _ = parse(junk, Format::Text);
+            let _ = parse(junk, Format::OpenMetrics);
+        }
+    }
+
+    /// Throughput on a typical exporter body: `cargo test -p pharos-model --release -- --ignored
+    /// --nocapture parse_speed`.
+    #[test]
+    #[ignore]
+    fn parse_speed() {
+        let mut body = String::new();
+        for i in 0..200_000 {
+            body.push_str(&format!(
+                "http_requests_total{{method=\"post\",code=\"{}\",handler=\"/api/v1/query\"}} {} 1395066363000\n",
+                200 + i % 300,
+                i * 7
+            ));
+            if i % 100 == 0 {
+                body.push_str("# HELP x Some help.\n# TYPE x counter\nnode_cpu_seconds_total{cpu=\"3\",mode=\"idle\"} 1.5e+06\n");
+            }
+        }
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        for _ in 0..5 {
+            n += Parser::new(&body, Format::Text)
+                .filter(|e| e.is_ok())
+                .count();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{} entries, {:.1} MB/s, {:.1} M lines/s",
+            n,
+            5.0 * body.len() as f64 / secs / 1e6,
+            n as f64 / secs / 1e6
+        );
+    }
+
+    #[test]
+    fn agrees_with_prometheus_parse() {
+        let body = "# HELP a_total A counter\n# TYPE a_total counter\n\
+            a_total{x=\"1\",y=\"two\"} 17 1700000000000\n\
+            a_total{x=\"2\",y=\"three\"} 18 1700000000000\n\
+            # TYPE g gauge\ng 0.25 1700000000500\n\
+            u{k=\"v\"} -4 1700000001000\n";
+        let theirs =
+            prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
+        let ours: Vec<_> = parse(body, Format::Text)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Sample {
+                    name,
+                    labels,
+                    value,
+                    timestamp,
+                } => Some((name, labels, value, timestamp)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(theirs.samples.len(), ours.len());
+        for (t, (name, labels, value, ts)) in theirs.samples.iter().zip(&ours) {
+            assert_eq!(t.metric, *name);
+            let v = match t.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(v, *value);
+            assert_eq!(t.timestamp.timestamp_millis(), ts.unwrap());
+            assert_eq!(t.labels.len(), labels.len());
+            for (k, v) in labels {
+                assert_eq!(t.labels.get(k), Some(v.as_ref()), "label {k}");
+            }
+        }
+        assert_eq!(
+            theirs.docs.get("a_total").map(String::as_str),
+            Some("A counter")
+        );
+    }
 }

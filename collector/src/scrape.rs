@@ -1,0 +1,778 @@
+//! One target's scrape loop: fetch, parse, label, append, commit, staleness.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pharos_model::expfmt::{Entry, Format, Parser};
+use pharos_model::storage::{Appendable, Appender, Error as StorageError};
+use pharos_model::{Label, Labels, METRIC_NAME, STALE_NAN, SeriesRef};
+use tokio::sync::watch;
+
+use crate::config::ScrapeConfig;
+use crate::relabel::{self, RelabelConfig};
+use crate::target::Target;
+
+/// The `Accept` header Prometheus 2.42 sends: OpenMetrics first, then the text format.
+pub(crate) const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// Counters shared by all loops.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub scrapes: AtomicU64,
+    pub failures: AtomicU64,
+    pub samples_appended: AtomicU64,
+    pub out_of_order: AtomicU64,
+    pub duplicate: AtomicU64,
+    pub out_of_bounds: AtomicU64,
+    pub sample_limit_exceeded: AtomicU64,
+}
+
+/// Per-pool options that affect how samples are stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub honor_labels: bool,
+    pub honor_timestamps: bool,
+    pub sample_limit: u64,
+    pub body_size_limit: u64,
+    pub metric_relabel: Vec<RelabelConfig>,
+}
+
+impl Options {
+    pub fn from_config(c: &ScrapeConfig) -> Self {
+        Self {
+            honor_labels: c.honor_labels,
+            honor_timestamps: c.honor_timestamps,
+            sample_limit: c.sample_limit,
+            body_size_limit: c.body_size_limit.0,
+            metric_relabel: c.metric_relabel_configs.clone(),
+        }
+    }
+}
+
+/// What the cache knows about one series line of the exposition.
+#[derive(Debug)]
+struct CacheEntry {
+    /// Labels to store under, or `None` if metric relabeling dropped the series.
+    labels: Option<Labels>,
+    sref: Option<SeriesRef>,
+    /// Attempt number that last saw this series.
+    last: u64,
+    /// The value of `last` before the current attempt changed it.
+    prev: u64,
+    /// Whether the series gets staleness markers (not if it carries its own timestamps).
+    track_staleness: bool,
+}
+
+/// Names of the synthetic series, in the order of [`Report`]'s values.
+const REPORT_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+/// The values of the synthetic series of one scrape.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Report {
+    pub up: bool,
+    pub duration: f64,
+    pub scraped: u64,
+    pub post_relabel: u64,
+    pub added: u64,
+}
+
+/// State kept from one scrape to the next; moved into a blocking task for each append.
+pub(crate) struct Cache {
+    /// Keyed by the series' raw identity: name and label pairs joined by 0xFE/0xFF bytes, which
+    /// never occur in UTF-8.
+    entries: HashMap<Vec<u8>, CacheEntry>,
+    /// Number of the current attempt.
+    iter: u64,
+    /// Attempt whose series are live (the last successful scrape), if any.
+    live: Option<u64>,
+    report_labels: [Labels; 5],
+    report_refs: [Option<SeriesRef>; 5],
+    /// True once report series were written (so they need end-of-run staleness markers).
+    reported: bool,
+    key: Vec<u8>,
+}
+
+impl Cache {
+    pub fn new(target_labels: &Labels) -> Self {
+        let report_labels = REPORT_NAMES.map(|n| {
+            let mut b = target_labels.builder();
+            b.set(METRIC_NAME, n);
+            b.build()
+        });
+        Self {
+            entries: HashMap::new(),
+            iter: 0,
+            live: None,
+            report_labels,
+            report_refs: [None; 5],
+            reported: false,
+            key: Vec::new(),
+        }
+    }
+}
+
+/// Outcome of appending one body.
+struct BodyStats {
+    /// Samples accepted by the appender (counted in [`Counters`] once committed).
+    appended: u64,
+    scraped: u64,
+    post_relabel: u64,
+    added: u64,
+}
+
+/// Everything a scrape needs to append, besides the cache.
+pub(crate) struct Sink<'a> {
+    pub app: &'a dyn Appendable,
+    pub target: &'a Labels,
+    pub opts: &'a Options,
+    pub counters: &'a Counters,
+}
+
+impl Sink<'_> {
+    /// Appends one scrape: the body (or the fetch error), staleness markers and the synthetic
+    /// series, then commits. Returns the error that marks the target down, if any.
+    pub fn scrape(
+        &self,
+        cache: &mut Cache,
+        body: Result<(String, Format), String>,
+        t: i64,
+        duration: f64,
+    ) -> Option<String> {
+        cache.iter += 1;
+        self.counters.scrapes.fetch_add(1, Ordering::Relaxed);
+        let err = match body {
+            Err(e) => e,
+            Ok((body, format)) => {
+                let mut app = self.app.appender();
+                match self.append_body(cache, app.as_mut(), &body, format, t) {
+                    Ok(stats) => {
+                        self.stale_vanished(cache, app.as_mut(), t);
+                        let report = Report {
+                            up: true,
+                            duration,
+                            scraped: stats.scraped,
+                            post_relabel: stats.post_relabel,
+                            added: stats.added,
+                        };
+                        self.append_report(cache, app.as_mut(), t, report);
+                        match app.commit() {
+                            Ok(()) => {
+                                self.counters
+                                    .samples_appended
+                                    .fetch_add(stats.appended, Ordering::Relaxed);
+                                cache.live = Some(cache.iter);
+                                return None;
+                            }
+                            Err(e) => {
+                                // Nothing of this scrape is stored; refs may be unknown.
+                                cache.entries.clear();
+                                cache.live = None;
+                                cache.report_refs = [None; 5];
+                                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                                return Some(format!("commit: {e}"));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if let Err(re) = app.rollback() {
+                            tracing::warn!("rollback of a failed scrape: {re}");
+                        }
+                        e
+                    }
+                }
+            }
+        };
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        // A failed scrape: every series of the last good scrape goes stale, `up` is 0.
+        let mut app = self.app.appender();
+        self.stale_live(cache, app.as_mut(), t);
+        let report = Report {
+            up: false,
+            duration,
+            ..Report::default()
+        };
+        self.append_report(cache, app.as_mut(), t, report);
+        if let Err(e) = app.commit() {
+            tracing::warn!("commit of a failed scrape's report: {e}");
+            cache.report_refs = [None; 5];
+        }
+        cache.entries.clear();
+        cache.live = None;
+        Some(err)
+    }
+
+    /// End of the loop (target removed, shutdown): staleness markers for every live series and
+    /// the synthetic ones.
+    pub fn end_of_run(&self, cache: &mut Cache, t: i64) {
+        let mut app = self.app.appender();
+        self.stale_live(cache, app.as_mut(), t);
+        if cache.reported {
+            for i in 0..REPORT_NAMES.len() {
+                self.add(
+                    app.as_mut(),
+                    &mut cache.report_refs[i],
+                    &cache.report_labels[i],
+                    t,
+                    STALE_NAN,
+                );
+            }
+        }
+        if let Err(e) = app.commit() {
+            tracing::warn!("commit of end-of-run staleness markers: {e}");
+        }
+        cache.entries.clear();
+        cache.live = None;
+    }
+
+    fn append_body(
+        &self,
+        cache: &mut Cache,
+        app: &mut dyn Appender,
+        body: &str,
+        format: Format,
+        t: i64,
+    ) -> Result<BodyStats, String> {
+        let mut stats = BodyStats {
+            appended: 0,
+            scraped: 0,
+            post_relabel: 0,
+            added: 0,
+        };
+        let iter = cache.iter;
+        let mut key = std::mem::take(&mut cache.key);
+        for entry in Parser::new(body, format) {
+            let Entry::Sample {
+                name,
+                labels,
+                value,
+                timestamp,
+            } = entry.map_err(|e| e.to_string())?
+            else {
+                continue;
+            };
+            stats.scraped += 1;
+            key.clear();
+            key.extend_from_slice(name.as_bytes());
+            for (k, v) in &labels {
+                key.push(0xFF);
+                key.extend_from_slice(k.as_bytes());
+                key.push(0xFE);
+                key.extend_from_slice(v.as_bytes());
+            }
+            let ts = match timestamp {
+                Some(ts) if self.opts.honor_timestamps => ts,
+                _ => t,
+            };
+            let e = match cache.entries.get_mut(key.as_slice()) {
+                Some(e) => e,
+                None => {
+                    let raw = sample_labels(name, &labels, self.target, self.opts.honor_labels);
+                    let lset = relabel::process(&raw, &self.opts.metric_relabel);
+                    if lset.as_ref().is_some_and(|l| l.metric_name().is_none()) {
+                        return Err(format!(
+                            "missing metric name ({METRIC_NAME} label) after relabeling {raw}"
+                        ));
+                    }
+                    if lset.is_some() {
+                        stats.added += 1;
+                    }
+                    cache.entries.entry(key.clone()).or_insert(CacheEntry {
+                        labels: lset,
+                        sref: None,
+                        last: 0,
+                        prev: 0,
+                        track_staleness: true,
+                    })
+                }
+            };
+            if e.last != iter {
+                e.prev = e.last;
+                e.last = iter;
+            }
+            e.track_staleness = timestamp.is_none() || !self.opts.honor_timestamps;
+            let Some(lset) = &e.labels else {
+                continue;
+            };
+            stats.post_relabel += 1;
+            if self.opts.sample_limit > 0 && stats.post_relabel > self.opts.sample_limit {
+                self.counters
+                    .sample_limit_exceeded
+                    .fetch_add(1, Ordering::Relaxed);
+                cache.key = key;
+                return Err(format!(
+                    "sample limit exceeded: more than {} samples",
+                    self.opts.sample_limit
+                ));
+            }
+            match app.append(e.sref, lset, ts, value) {
+                Ok(r) => {
+                    e.sref = Some(r);
+                    stats.appended += 1;
+                }
+                Err(err) => {
+                    if !self.count_rejection(&err) {
+                        cache.key = key;
+                        return Err(format!("appending {lset}: {err}"));
+                    }
+                }
+            }
+        }
+        cache.key = key;
+        Ok(stats)
+    }
+
+    /// Counts a per-sample rejection; false if `err` is not one.
+    fn count_rejection(&self, err: &StorageError) -> bool {
+        let c = match err {
+            StorageError::OutOfOrder => &self.counters.out_of_order,
+            StorageError::DuplicateTimestamp => &self.counters.duplicate,
+            StorageError::OutOfBounds => &self.counters.out_of_bounds,
+            _ => return false,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// After a good scrape: staleness markers for series of the previous scrape missing from this
+    /// one, and eviction of everything not seen now.
+    fn stale_vanished(&self, cache: &mut Cache, app: &mut dyn Appender, t: i64) {
+        let iter = cache.iter;
+        let live = cache.live;
+        let mut vanished = 0usize;
+        cache.entries.retain(|_, e| {
+            if e.last == iter {
+                return true;
+            }
+            if Some(e.last) == live
+                && e.track_staleness
+                && let Some(l) = &e.labels
+            {
+                vanished += 1;
+                self.add(app, &mut e.sref, l, t, STALE_NAN);
+            }
+            false
+        });
+        if vanished > 0 {
+            tracing::debug!(target = %self.target, vanished, "staleness markers for vanished series");
+        }
+    }
+
+    /// Staleness markers for every series of the last good scrape.
+    fn stale_live(&self, cache: &mut Cache, app: &mut dyn Appender, t: i64) {
+        let Some(live) = cache.live else {
+            return;
+        };
+        // A failed attempt may have moved `last` of a live entry to `iter` (keeping the old value
+        // in `prev`); entries first seen in the failed attempt were never stored.
+        let iter = cache.iter;
+        for e in cache.entries.values_mut() {
+            if (e.last == live || (e.last == iter && e.prev == live))
+                && e.track_staleness
+                && let Some(l) = &e.labels
+            {
+                self.add(app, &mut e.sref, l, t, STALE_NAN);
+            }
+        }
+    }
+
+    fn append_report(&self, cache: &mut Cache, app: &mut dyn Appender, t: i64, r: Report) {
+        let values = [
+            if r.up { 1.0 } else { 0.0 },
+            r.duration,
+            r.scraped as f64,
+            r.post_relabel as f64,
+            r.added as f64,
+        ];
+        for (i, v) in values.into_iter().enumerate() {
+            self.add(
+                app,
+                &mut cache.report_refs[i],
+                &cache.report_labels[i],
+                t,
+                v,
+            );
+        }
+        cache.reported = true;
+    }
+
+    /// Appends one sample outside the body (reports, staleness); rejections are counted.
+    fn add(
+        &self,
+        app: &mut dyn Appender,
+        sref: &mut Option<SeriesRef>,
+        l: &Labels,
+        t: i64,
+        v: f64,
+    ) {
+        match app.append(*sref, l, t, v) {
+            Ok(r) => {
+                *sref = Some(r);
+                self.counters
+                    .samples_appended
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if !self.count_rejection(&e) {
+                    tracing::warn!(series = %l, "append: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// The labels of a scraped sample combined with the target's: on conflict the target wins and the
+/// scraped label is renamed `exported_<name>` (repeatedly, until free), unless `honor_labels`, in
+/// which case the scraped label wins.
+pub(crate) fn sample_labels(
+    name: &str,
+    pairs: &[(&str, std::borrow::Cow<'_, str>)],
+    target: &Labels,
+    honor_labels: bool,
+) -> Labels {
+    let mut v: Vec<Label> = Vec::with_capacity(pairs.len() + target.len() + 1);
+    v.push(Label {
+        name: METRIC_NAME.into(),
+        value: name.into(),
+    });
+    for (k, val) in pairs {
+        if *k != METRIC_NAME && !val.is_empty() {
+            v.push(Label {
+                name: (*k).into(),
+                value: val.to_string(),
+            });
+        }
+    }
+    let scraped = v.len();
+    for tl in target.iter() {
+        let pos = v[..scraped].iter().position(|l| l.name == tl.name);
+        match pos {
+            Some(_) if honor_labels => {}
+            Some(i) => {
+                let mut renamed = format!("exported_{}", tl.name);
+                while v.iter().any(|l| l.name == renamed) || target.get(&renamed).is_some() {
+                    renamed.insert_str(0, "exported_");
+                }
+                v[i].name = renamed;
+                v.push(tl.clone());
+            }
+            None => v.push(tl.clone()),
+        }
+    }
+    Labels::new(v)
+}
+
+/// Milliseconds until the first scrape: spreads targets over the interval by a deterministic hash
+/// of their identity, at the same phase every interval.
+pub(crate) fn first_offset_ms(key: &str, interval_ms: i64, now_ms: i64) -> i64 {
+    // FNV-1a, 64 bit.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let interval = interval_ms.max(1);
+    let phase = (h % interval as u64) as i64;
+    (phase - now_ms.rem_euclid(interval)).rem_euclid(interval)
+}
+
+/// Fetches one body: GET with the Accept and timeout headers, status check, size limit.
+async fn fetch(
+    client: &reqwest::Client,
+    target: &Target,
+    body_limit: u64,
+) -> Result<(String, Format), String> {
+    let timeout = target.timeout.std();
+    let resp = client
+        .get(&target.url)
+        .header(reqwest::header::ACCEPT, ACCEPT)
+        .header(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            format!("{}", timeout.as_secs_f64()),
+        )
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| http_error(&e, target))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("server returned HTTP status {status}"));
+    }
+    let format = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Format::Text, Format::from_content_type);
+    let mut resp = resp;
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| http_error(&e, target))? {
+        body.extend_from_slice(&chunk);
+        if body_limit > 0 && body.len() as u64 > body_limit {
+            return Err(format!(
+                "body size limit exceeded: more than {body_limit} bytes"
+            ));
+        }
+    }
+    let body = String::from_utf8(body).map_err(|e| {
+        format!(
+            "body is not valid UTF-8 at byte {}",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok((body, format))
+}
+
+/// A reqwest error with its causes, and timeouts said plainly.
+fn http_error(e: &reqwest::Error, target: &Target) -> String {
+    if e.is_timeout() {
+        return format!("scrape timed out after {}", target.timeout);
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+/// What the manager tells a loop through its watch channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Keep scraping.
+    Run,
+    /// Stop and write end-of-run staleness markers (target gone, shutdown).
+    Stop,
+    /// Stop without staleness markers: a loop for the same series replaces this one (a config
+    /// change), and late markers would hide its first samples.
+    Replace,
+}
+
+/// Everything a loop owns.
+pub(crate) struct Loop {
+    pub target: Arc<Target>,
+    pub opts: Arc<Options>,
+    pub app: Arc<dyn Appendable>,
+    pub client: reqwest::Client,
+    pub counters: Arc<Counters>,
+}
+
+impl Loop {
+    /// Scrapes every interval until `stop` changes (or its sender is dropped), then writes
+    /// end-of-run staleness markers. A stop during a fetch abandons the fetch; a stop during an
+    /// append waits for the commit.
+    pub async fn run(self, mut stop: watch::Receiver<Signal>) {
+        let interval_ms = self.target.interval.as_millis();
+        let offset = first_offset_ms(&self.target.key, interval_ms, pharos_model::now_ms());
+        let start = tokio::time::Instant::now() + std::time::Duration::from_millis(offset as u64);
+        let mut ticker = tokio::time::interval_at(start, self.target.interval.std());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut cache = Some(Cache::new(&self.target.labels));
+        tracing::debug!(url = %self.target.url, offset_ms = offset, "scrape loop started");
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stop.changed() => break,
+            }
+            let t = pharos_model::now_ms();
+            let began = std::time::Instant::now();
+            let body = tokio::select! {
+                b = fetch(&self.client, &self.target, self.opts.body_size_limit) => b,
+                _ = stop.changed() => break,
+            };
+            let duration = began.elapsed().as_secs_f64();
+            let Some(mut c) = cache.take() else {
+                break;
+            };
+            let (app, target, opts, counters) = (
+                self.app.clone(),
+                self.target.clone(),
+                self.opts.clone(),
+                self.counters.clone(),
+            );
+            let joined = tokio::task::spawn_blocking(move || {
+                let sink = Sink {
+                    app: app.as_ref(),
+                    target: &target.labels,
+                    opts: &opts,
+                    counters: &counters,
+                };
+                let err = sink.scrape(&mut c, body, t, duration);
+                (c, err)
+            })
+            .await;
+            match joined {
+                Ok((c, err)) => {
+                    if let Some(e) = &err {
+                        tracing::debug!(url = %self.target.url, "scrape failed: {e}");
+                    }
+                    self.target.record(t, duration, err.as_deref());
+                    cache = Some(c);
+                }
+                Err(e) => {
+                    tracing::error!(url = %self.target.url, "scrape task failed: {e}");
+                    self.target
+                        .record(t, duration, Some(&format!("internal error: {e}")));
+                    cache = Some(Cache::new(&self.target.labels));
+                }
+            }
+        }
+        // A dropped sender (manager gone) counts as a plain stop.
+        let replaced = *stop.borrow() == Signal::Replace;
+        if let Some(mut c) = cache.filter(|_| !replaced) {
+            let (app, target, opts, counters) =
+                (self.app, self.target.clone(), self.opts, self.counters);
+            let done = tokio::task::spawn_blocking(move || {
+                let sink = Sink {
+                    app: app.as_ref(),
+                    target: &target.labels,
+                    opts: &opts,
+                    counters: &counters,
+                };
+                sink.end_of_run(&mut c, pharos_model::now_ms());
+            })
+            .await;
+            if let Err(e) = done {
+                tracing::error!(url = %self.target.url, "end-of-run staleness failed: {e}");
+            }
+        }
+        tracing::debug!(url = %self.target.url, "scrape loop stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[track_caller]
+    fn check(pairs: &[(&str, &str)], honor: bool, want: &str) {
+        let target =
+            Labels::from_pairs(&[("job", "j"), ("instance", "i:1"), ("exported_job", "t")]);
+        let pairs: Vec<_> = pairs.iter().map(|(k, v)| (*k, Cow::Borrowed(*v))).collect();
+        assert_eq!(sample_labels("m", &pairs, &target, honor).to_string(), want);
+    }
+
+    #[test]
+    fn label_conflicts() {
+        check(
+            &[("a", "1")],
+            false,
+            r#"m{a="1", exported_job="t", instance="i:1", job="j"}"#,
+        );
+        check(
+            &[("job", "x")],
+            false,
+            r#"m{exported_exported_job="x", exported_job="t", instance="i:1", job="j"}"#,
+        );
+        check(
+            &[("job", "x"), ("instance", "y")],
+            false,
+            r#"m{exported_exported_job="x", exported_instance="y", exported_job="t", instance="i:1", job="j"}"#,
+        );
+        check(
+            &[("job", "x")],
+            true,
+            r#"m{exported_job="t", instance="i:1", job="x"}"#,
+        );
+        check(
+            &[("job", "")],
+            false,
+            r#"m{exported_job="t", instance="i:1", job="j"}"#,
+        );
+    }
+
+    struct Null;
+    struct NullApp;
+    impl Appendable for Null {
+        fn appender(&self) -> Box<dyn Appender> {
+            Box::new(NullApp)
+        }
+    }
+    impl Appender for NullApp {
+        fn append(
+            &mut self,
+            r: Option<SeriesRef>,
+            _: &Labels,
+            _: i64,
+            _: f64,
+        ) -> pharos_model::storage::Result<SeriesRef> {
+            Ok(r.unwrap_or(SeriesRef(1)))
+        }
+        fn commit(self: Box<Self>) -> pharos_model::storage::Result<()> {
+            Ok(())
+        }
+        fn rollback(self: Box<Self>) -> pharos_model::storage::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Parse + label + append cost per sample, first scrape (cache misses) and later ones:
+    /// `cargo test -p pharos-collector --release --lib -- --ignored --nocapture append_speed`.
+    #[test]
+    #[ignore]
+    fn append_speed() {
+        let mut body = String::new();
+        for i in 0..100_000 {
+            body.push_str(&format!(
+                "http_requests_total{{method=\"post\",code=\"{}\",handler=\"/h{}\"}} {}\n",
+                200 + i % 300,
+                i / 300,
+                i
+            ));
+        }
+        let target = Labels::from_pairs(&[("job", "j"), ("instance", "i:1")]);
+        let opts = Options {
+            honor_labels: false,
+            honor_timestamps: true,
+            sample_limit: 0,
+            body_size_limit: 0,
+            metric_relabel: Vec::new(),
+        };
+        let counters = Counters::default();
+        let sink = Sink {
+            app: &Null,
+            target: &target,
+            opts: &opts,
+            counters: &counters,
+        };
+        let mut cache = Cache::new(&target);
+        for round in 0..4 {
+            let start = std::time::Instant::now();
+            let err = sink.scrape(
+                &mut cache,
+                Ok((body.clone(), Format::Text)),
+                1000 * round,
+                0.1,
+            );
+            assert_eq!(err, None);
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "round {round}: {:.0} ns/sample, {:.1} M samples/s",
+                secs * 1e9 / 1e5,
+                1e5 / secs / 1e6
+            );
+        }
+    }
+
+    #[test]
+    fn offsets_are_deterministic_and_within_interval() {
+        for now in [0, 1, 999, 123_456_789] {
+            let o = first_offset_ms("a", 1000, now);
+            assert!((0..1000).contains(&o));
+            // Same phase: the first scrape lands at the same position within the interval.
+            assert_eq!((now + o) % 1000, first_offset_ms("a", 1000, 0));
+        }
+        assert_ne!(
+            first_offset_ms("a", 60_000, 0),
+            first_offset_ms("b", 60_000, 0)
+        );
+    }
+}
