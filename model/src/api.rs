@@ -391,12 +391,27 @@ mod tests {
         assert_eq!(format_value(1e21), "1000000000000000000000");
         assert_eq!(format_value(f64::NAN), "NaN");
         assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
-        let p = Point { t: 1435781451781, v: 1.5 };
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#"[1435781451.781,"1.5"]"#);
-        let p = Point { t: 1000, v: f64::INFINITY };
+        let p = Point {
+            t: 1435781451781,
+            v: 1.5,
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"[1435781451.781,"1.5"]"#
+        );
+        let p = Point {
+            t: 1000,
+            v: f64::INFINITY,
+        };
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"[1,"+Inf"]"#);
         let back: Point = serde_json::from_str(r#"[1435781451.781,"1.5"]"#).unwrap();
-        assert_eq!(back, Point { t: 1435781451781, v: 1.5 });
+        assert_eq!(
+            back,
+            Point {
+                t: 1435781451781,
+                v: 1.5
+            }
+        );
     }
 
     #[test]
@@ -414,7 +429,10 @@ mod tests {
             serde_json::to_string(&e).unwrap(),
             r#"{"status":"error","errorType":"bad_data","error":"boom"}"#
         );
-        let s = Response::success(QueryData::String(StringPoint { t: 1500, s: "x".into() }));
+        let s = Response::success(QueryData::String(StringPoint {
+            t: 1500,
+            s: "x".into(),
+        }));
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
             r#"{"status":"success","data":{"resultType":"string","result":[1.5,"x"]}}"#

@@ -221,7 +221,10 @@ mod tests {
     #[test]
     fn sorted_unique_last_wins_and_empty_dropped() {
         let l = Labels::from_pairs(&[("b", "1"), ("a", "2"), ("b", "3"), ("c", "")]);
-        let got: Vec<_> = l.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        let got: Vec<_> = l
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
         assert_eq!(got, vec![("a", "2"), ("b", "3")]);
         assert_eq!(l.get("b"), Some("3"));
         assert_eq!(l.get("c"), None);

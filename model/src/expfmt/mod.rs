@@ -137,10 +137,18 @@ pub fn format_float(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip mantissa, e.g. "2.5325268992e10", "5e-6".
     let sci = format!("{v:e}");
@@ -215,7 +223,11 @@ mod tests {
 
     #[test]
     fn writes_text_format() {
-        let mut f = MetricFamily::new("x_total", "A \"counter\"\nwith \\ newline", MetricType::Counter);
+        let mut f = MetricFamily::new(
+            "x_total",
+            "A \"counter\"\nwith \\ newline",
+            MetricType::Counter,
+        );
         f.push(&[("a", "q\"\\\n")], 1.5).push(&[], f64::INFINITY);
         let mut out = String::new();
         write_text(&mut out, &[f]);

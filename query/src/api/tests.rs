@@ -1,0 +1,363 @@
+//! API tests: the router served on 127.0.0.1:0, requests as raw HTTP/1.1.
+
+use std::net::SocketAddr;
+
+use pharos_model::api::{Target, TargetHealth};
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::engine::tests::load;
+
+struct Targets;
+
+impl TargetsProvider for Targets {
+    fn active_targets(&self) -> Vec<Target> {
+        vec![Target {
+            discovered_labels: BTreeMap::from([("__address__".into(), "h:9100".into())]),
+            labels: BTreeMap::from([("job".into(), "node".into())]),
+            scrape_pool: "node".into(),
+            scrape_url: "http://h:9100/metrics".into(),
+            global_url: "http://h:9100/metrics".into(),
+            last_error: String::new(),
+            last_scrape: "2024-01-01T00:00:00.000Z".into(),
+            last_scrape_duration: 0.01,
+            health: TargetHealth::Up,
+            scrape_interval: "15s".into(),
+            scrape_timeout: "10s".into(),
+        }]
+    }
+}
+
+async fn serve() -> SocketAddr {
+    let mut db = load(
+        60_000,
+        &[
+            (r#"up{job="node", instance="a"}"#, "1 1 1 1 1"),
+            (r#"up{job="prom", instance="b"}"#, "0 0 0 0 0"),
+        ],
+    );
+    // Recent samples for /federate (which looks back from now).
+    let recent = pharos_model::now_ms() - 10_000;
+    for (l, v) in [
+        (
+            Labels::from_pairs(&[("__name__", "fresh"), ("job", "x")]),
+            2.5,
+        ),
+        (Labels::from_pairs(&[("__name__", "Anew"), ("A", "1")]), 1.0),
+        (
+            Labels::from_pairs(&[("__name__", "fresh"), ("job", "gone")]),
+            pharos_model::STALE_NAN,
+        ),
+    ] {
+        db.series
+            .push((l, vec![pharos_model::Sample { t: recent, v }]));
+    }
+    let state = ApiState {
+        queryable: Arc::new(db),
+        engine: Arc::new(Engine::new(EngineOptions::default())),
+        targets: Arc::new(Targets),
+        build: BuildInfo {
+            version: "0.1.0".into(),
+            go_version: "rustc 1.95".into(),
+            ..BuildInfo::default()
+        },
+        config_yaml: Arc::new(RwLock::new("global: {}\n".into())),
+        flags: BTreeMap::from([("web.listen-address".into(), ":9090".into())]),
+        start_time_ms: 0,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    addr
+}
+
+async fn call(addr: SocketAddr, method: &str, path: &str, form: Option<&str>) -> (u16, Json) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    if let Some(b) = form {
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ));
+    } else {
+        req.push_str("\r\n");
+    }
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let status: u16 = text[9..12].parse().unwrap();
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Json::String(body.to_string())),
+    )
+}
+
+#[track_caller]
+fn check(got: (u16, Json), status: u16, want: Json) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1, want);
+}
+
+#[tokio::test]
+async fn queries() {
+    let a = serve().await;
+    check(
+        call(
+            a,
+            "GET",
+            "/api/v1/query?query=up%7Bjob%3D%22node%22%7D&time=120",
+            None,
+        )
+        .await,
+        200,
+        json!({"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"__name__":"up","instance":"a","job":"node"},"value":[120,"1"]}]}}),
+    );
+    check(
+        call(
+            a,
+            "POST",
+            "/api/v1/query",
+            Some("query=1%2B1&time=1970-01-01T00:01:00.5Z"),
+        )
+        .await,
+        200,
+        json!({"status":"success","data":{"resultType":"scalar","result":[60.5,"2"]}}),
+    );
+    check(
+        call(
+            a,
+            "GET",
+            "/api/v1/query_range?query=sum(up)&start=0&end=120&step=1m",
+            None,
+        )
+        .await,
+        200,
+        json!({"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{},"values":[[0,"1"],[60,"1"],[120,"1"]]}]}}),
+    );
+    check(
+        call(a, "GET", "/api/v1/query?query=sum(", None).await,
+        400,
+        json!({"status":"error","errorType":"bad_data",
+            "error":"invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis"}),
+    );
+    check(
+        call(a, "GET", "/api/v1/query?query=up&time=yesterday", None).await,
+        400,
+        json!({"status":"error","errorType":"bad_data",
+            "error":"invalid parameter \"time\": cannot parse \"yesterday\" to a valid timestamp"}),
+    );
+    check(
+        call(
+            a,
+            "GET",
+            "/api/v1/query_range?query=up&start=0&end=100000&step=1",
+            None,
+        )
+        .await,
+        400,
+        json!({"status":"error","errorType":"bad_data",
+            "error":"exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"}),
+    );
+    check(
+        call(
+            a,
+            "GET",
+            "/api/v1/query_range?query=up&start=10&end=0&step=1",
+            None,
+        )
+        .await,
+        400,
+        json!({"status":"error","errorType":"bad_data",
+            "error":"invalid parameter \"end\": end timestamp must not be before start time"}),
+    );
+    check(
+        call(
+            a,
+            "GET",
+            "/api/v1/query_range?query=up%5B5m%5D&start=0&end=10&step=1",
+            None,
+        )
+        .await,
+        400,
+        json!({"status":"error","errorType":"bad_data",
+            "error":"invalid parameter \"query\": invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"}),
+    );
+    check(
+        call(a, "GET", "/api/v1/query?query=up&timeout=0s", None).await,
+        503,
+        json!({"status":"error","errorType":"timeout",
+            "error":"query timed out in expression evaluation"}),
+    );
+    check(
+        call(a, "GET", "/api/v1/query?query=up&timeout=never", None).await,
+        400,
+        json!({"status":"error","errorType":"bad_data",
+            "error":"invalid parameter \"timeout\": cannot parse \"never\" to a valid duration"}),
+    );
+    check(
+        call(
+            a,
+            "GET",
+            "/api/v1/query?query=up%20%2B%20on()%20up&time=60",
+            None,
+        )
+        .await,
+        422,
+        json!({"status":"error","errorType":"execution",
+            "error":"found duplicate series for the match group {} on the right hand-side of the operation: [up{instance=\"b\", job=\"prom\"}, up{instance=\"a\", job=\"node\"}];many-to-many matching not allowed: matching labels must be unique on one side"}),
+    );
+}
+
+#[tokio::test]
+async fn metadata_endpoints() {
+    let a = serve().await;
+    check(
+        call(
+            a,
+            "GET",
+            "/api/v1/series?match[]=up%7Bjob%3D%22prom%22%7D",
+            None,
+        )
+        .await,
+        200,
+        json!({"status":"success","data":[{"__name__":"up","instance":"b","job":"prom"}]}),
+    );
+    check(
+        call(a, "GET", "/api/v1/series", None).await,
+        400,
+        json!({"status":"error","errorType":"bad_data","error":"no match[] parameter provided"}),
+    );
+    check(
+        call(a, "POST", "/api/v1/labels", Some("match%5B%5D=up")).await,
+        200,
+        json!({"status":"success","data":["__name__","instance","job"]}),
+    );
+    check(
+        call(a, "GET", "/api/v1/label/job/values", None).await,
+        200,
+        json!({"status":"success","data":["gone","node","prom","x"]}),
+    );
+    check(
+        call(
+            a,
+            "GET",
+            "/api/v1/label/job/values?match[]=up%7Binstance%3D%22a%22%7D",
+            None,
+        )
+        .await,
+        200,
+        json!({"status":"success","data":["node"]}),
+    );
+    check(
+        call(a, "GET", "/api/v1/metadata", None).await,
+        200,
+        json!({"status":"success","data":{}}),
+    );
+    check(
+        call(a, "GET", "/api/v1/rules", None).await,
+        200,
+        json!({"status":"success","data":{"groups":[]}}),
+    );
+    check(
+        call(a, "GET", "/api/v1/alerts", None).await,
+        200,
+        json!({"status":"success","data":{"alerts":[]}}),
+    );
+    check(
+        call(a, "GET", "/api/v1/query_exemplars", None).await,
+        200,
+        json!({"status":"success","data":[]}),
+    );
+    check(
+        call(a, "GET", "/api/v1/status/config", None).await,
+        200,
+        json!({"status":"success","data":{"yaml":"global: {}\n"}}),
+    );
+    check(
+        call(a, "GET", "/api/v1/status/flags", None).await,
+        200,
+        json!({"status":"success","data":{"web.listen-address":":9090"}}),
+    );
+    let (s, b) = call(a, "GET", "/api/v1/status/buildinfo", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(b["data"]["goVersion"], "rustc 1.95");
+    let (s, b) = call(a, "GET", "/api/v1/status/runtimeinfo", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(b["data"]["startTime"], "1970-01-01T00:00:00.000Z");
+    let (s, b) = call(a, "GET", "/api/v1/targets", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(b["data"]["activeTargets"][0]["scrapePool"], "node");
+    let (_, b) = call(a, "GET", "/api/v1/targets?state=dropped", None).await;
+    assert_eq!(b["data"]["activeTargets"], json!([]));
+}
+
+#[tokio::test]
+async fn federation() {
+    let a = serve().await;
+    let (s, body) = call(
+        a,
+        "GET",
+        "/federate?match[]=%7Bjob%3D~%22.%2B%22%7D&match[]=Anew",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let Json::String(text) = body else {
+        panic!("{body}")
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines[0], "# TYPE Anew untyped");
+    assert!(lines[1].starts_with("Anew{A=\"1\"} 1 "), "{text}");
+    assert_eq!(lines[2], "# TYPE fresh untyped");
+    assert!(lines[3].starts_with("fresh{job=\"x\"} 2.5 "), "{text}");
+    let (s, _) = call(a, "GET", "/federate?match[]=%7B", None).await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn tsdb_status() {
+    let a = serve().await;
+    let (s, b) = call(a, "GET", "/api/v1/status/tsdb", None).await;
+    assert_eq!(s, 200, "{b}");
+    let d = &b["data"];
+    // Only the three recent series count (the `up` ones are from 1970); the stale one too,
+    // since its marker is a sample.
+    assert_eq!(d["headStats"]["numSeries"], 3, "{d}");
+    assert_eq!(
+        d["seriesCountByMetricName"][0],
+        json!({"name": "fresh", "value": 2})
+    );
+    assert_eq!(
+        d["labelValueCountByLabelName"][0],
+        json!({"name": "__name__", "value": 2})
+    );
+    assert_eq!(
+        d["seriesCountByLabelValuePair"][0],
+        json!({"name": "__name__=fresh", "value": 2})
+    );
+}
+
+#[test]
+fn times_and_durations() {
+    assert_eq!(parse_time("1435781451.781"), Some(1_435_781_451_781));
+    assert_eq!(
+        parse_time("2015-07-01T20:10:51.781Z"),
+        Some(1_435_781_451_781)
+    );
+    assert_eq!(
+        parse_time("2015-07-01T22:10:51+02:00"),
+        Some(1_435_781_451_000)
+    );
+    assert_eq!(parse_time("2015-07-01"), None);
+    assert_eq!(parse_time("NaN"), None);
+    assert_eq!(parse_duration_param("15"), Some(15_000));
+    assert_eq!(parse_duration_param("0.5"), Some(500));
+    assert_eq!(parse_duration_param("1m30s"), Some(90_000));
+    assert_eq!(parse_duration_param("x"), None);
+}

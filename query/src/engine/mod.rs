@@ -1,0 +1,822 @@
+//! The PromQL evaluation engine.
+//!
+//! A query first walks the AST to find, for every selector, the time range it can touch (lookback,
+//! ranges, offsets, `@` and subqueries included), loads those samples once through one
+//! [`Querier`](pharos_model::storage::Querier), and then evaluates the expression step by step:
+//! an instant query is one step, a range query one step per `step`. A subquery's inner expression
+//! is evaluated once per query over every step-aligned time any outer step needs, and each outer
+//! step reads its window from that. Semantics follow Prometheus 2.42 (closed `[t - range, t]` windows, 5m lookback,
+//! staleness markers end a series, `__name__` dropped by functions and arithmetic).
+
+mod aggregate;
+/// Numeric helpers shared by aggregations and `*_over_time`.
+pub(crate) mod aggregate_helpers {
+    pub(crate) use super::aggregate::{mean_add, quantile};
+}
+mod binary;
+pub(crate) mod hash;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pharos_model::api::{MatrixSeries, Point, QueryData, StringPoint, VectorSample};
+use pharos_model::storage::{Queryable, SelectHints};
+use pharos_model::{Labels, Sample, is_stale_nan};
+
+use crate::ast::*;
+use crate::functions::{Env, Impl, RangeCtx};
+use hash::{LabelRefSet, MetricMap};
+
+/// Errors of query evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The query is valid but cannot be computed (e.g. many-to-many matching).
+    #[error("{0}")]
+    Execution(String),
+    /// The query would hold more samples than `max_samples`.
+    #[error("query processing would load too many samples into memory in {0}")]
+    TooManySamples(&'static str),
+    /// The query ran longer than the timeout.
+    #[error("query timed out in {0}")]
+    Timeout(&'static str),
+    /// The storage failed.
+    #[error("storage error: {0}")]
+    Storage(#[from] pharos_model::storage::Error),
+}
+
+/// Result alias of the engine.
+pub type Result<T> = std::result::Result<T, EvalError>;
+
+pub(crate) fn exec_err<T>(msg: impl Into<String>) -> Result<T> {
+    Err(EvalError::Execution(msg.into()))
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (Prometheus: 5m).
+    pub lookback_delta: Duration,
+    /// Most samples a query may hold (Prometheus: 50,000,000).
+    pub max_samples: usize,
+    /// Longest a query may run (Prometheus: 2m).
+    pub timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A shared label set: elements and series point at the labels of the selected series instead
+/// of copying them at every step.
+pub type Metric = Arc<Labels>;
+
+/// One element of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Element {
+    /// Labels.
+    pub metric: Metric,
+    /// Timestamp (ms): the sample's own time straight out of a selector (what `timestamp()`
+    /// reports), the evaluation time otherwise; results carry the evaluation time.
+    pub t: i64,
+    /// Value.
+    pub v: f64,
+}
+
+/// One series of a range vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSeries {
+    /// Labels.
+    pub metric: Metric,
+    /// Points in time order.
+    pub points: Vec<Sample>,
+}
+
+/// The result of an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A scalar at a time.
+    Scalar(Sample),
+    /// A string at a time.
+    String(StringPoint),
+    /// An instant vector.
+    Vector(Vec<Element>),
+    /// A range vector (also the result of range queries).
+    Matrix(Vec<RangeSeries>),
+}
+
+impl Value {
+    /// The API JSON shape of this value.
+    pub fn into_query_data(self) -> QueryData {
+        match self {
+            Value::Scalar(s) => QueryData::Scalar(Point { t: s.t, v: s.v }),
+            Value::String(s) => QueryData::String(s),
+            Value::Vector(v) => QueryData::Vector(
+                v.into_iter()
+                    .map(|e| VectorSample {
+                        metric: Arc::unwrap_or_clone(e.metric),
+                        value: Point { t: e.t, v: e.v },
+                    })
+                    .collect(),
+            ),
+            Value::Matrix(m) => QueryData::Matrix(
+                m.into_iter()
+                    .map(|s| MatrixSeries {
+                        metric: Arc::unwrap_or_clone(s.metric),
+                        values: s
+                            .points
+                            .into_iter()
+                            .map(|p| Point { t: p.t, v: p.v })
+                            .collect(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Value::Scalar(_) => "scalar",
+            Value::String(_) => "string",
+            Value::Vector(_) => "vector",
+            Value::Matrix(_) => "matrix",
+        }
+    }
+}
+
+/// The PromQL engine: stateless apart from its options, shareable across threads.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    opts: EngineOptions,
+    default_step: i64,
+}
+
+/// Default resolution of subqueries without a step (Prometheus' default evaluation interval).
+const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
+impl Engine {
+    /// An engine with these options.
+    pub fn new(opts: EngineOptions) -> Self {
+        Self {
+            opts,
+            default_step: DEFAULT_SUBQUERY_STEP_MS,
+        }
+    }
+
+    /// Sets the step of subqueries written without one (`x[5m:]`), in ms; the global
+    /// evaluation interval in Prometheus.
+    pub fn with_default_subquery_step(mut self, step_ms: i64) -> Self {
+        if step_ms > 0 {
+            self.default_step = step_ms;
+        }
+        self
+    }
+
+    /// The options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Evaluates `expr` at `t_ms`.
+    pub fn instant(&self, q: &dyn Queryable, expr: &Expr, t_ms: i64) -> Result<Value> {
+        let ev = Evaluator::prepare(self, q, expr, t_ms, t_ms)?;
+        ev.check_deadline()?;
+        let v = ev.eval(expr, t_ms)?;
+        Ok(match v {
+            Value::Vector(mut v) => {
+                for e in &mut v {
+                    e.t = t_ms;
+                }
+                Value::Vector(v)
+            }
+            v => v,
+        })
+    }
+
+    /// Evaluates `expr` at every `step_ms` from `start_ms` to `end_ms` (inclusive) into a matrix.
+    pub fn range(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value> {
+        if step_ms <= 0 {
+            return exec_err("zero or negative query resolution step widths are not accepted");
+        }
+        if end_ms < start_ms {
+            return exec_err("end timestamp must not be before start time");
+        }
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::Vector => {}
+            t => {
+                return exec_err(format!(
+                    "invalid expression type \"{t}\" for range query, must be Scalar or instant Vector"
+                ));
+            }
+        }
+        let ev = Evaluator::prepare(self, q, expr, start_ms, end_ms)?;
+        let mut series: MetricMap<Vec<Sample>> = MetricMap::default();
+        let mut total = 0usize;
+        let mut ts = start_ms;
+        while ts <= end_ms {
+            ev.check_deadline()?;
+            match ev.eval(expr, ts)? {
+                Value::Scalar(s) => {
+                    series
+                        .entry(Arc::new(Labels::empty()))
+                        .or_default()
+                        .push(Sample { t: ts, v: s.v });
+                    total += 1;
+                }
+                Value::Vector(v) => {
+                    total += v.len();
+                    for e in v {
+                        series
+                            .entry(e.metric)
+                            .or_default()
+                            .push(Sample { t: ts, v: e.v });
+                    }
+                }
+                other => {
+                    return exec_err(format!(
+                        "unexpected {} result in range query",
+                        other.type_name()
+                    ));
+                }
+            }
+            if total > self.opts.max_samples {
+                return Err(EvalError::TooManySamples("query execution"));
+            }
+            let Some(next) = ts.checked_add(step_ms) else {
+                break;
+            };
+            ts = next;
+        }
+        let mut out: Vec<RangeSeries> = series
+            .into_iter()
+            .map(|(metric, points)| RangeSeries { metric, points })
+            .collect();
+        out.sort_by(|a, b| a.metric.cmp(&b.metric));
+        Ok(Value::Matrix(out))
+    }
+}
+
+/// Samples of one selected series.
+struct Loaded {
+    labels: Metric,
+    /// `labels` without `__name__`, computed once for functions and arithmetic.
+    dropped: Metric,
+    samples: Vec<Sample>,
+}
+
+struct Evaluator {
+    start: i64,
+    end: i64,
+    lookback: i64,
+    default_step: i64,
+    max_samples: usize,
+    deadline: Instant,
+    /// Selected series per selector node (keyed by the node's address).
+    data: HashMap<usize, Vec<Loaded>>,
+    /// Inner evaluation time range of every subquery node (keyed by address).
+    sq_ranges: HashMap<usize, (i64, i64)>,
+    /// Each subquery evaluated once over its whole range (inner steps are aligned to absolute
+    /// multiples of the step, so every outer step reads a slice of the same points).
+    sq_cache: RefCell<HashMap<usize, Rc<Vec<RangeSeries>>>>,
+}
+
+fn key(vs: &VectorSelector) -> usize {
+    vs as *const VectorSelector as usize
+}
+
+/// Every selector with the time range it may read and the function it feeds, and every
+/// subquery with the range of its inner evaluation times.
+fn collect_selectors<'e>(
+    e: &'e Expr,
+    s: i64,
+    t: i64,
+    ctx: (i64, i64, i64),
+    func: Option<&'static str>,
+    out: &mut Vec<(&'e VectorSelector, i64, i64, Option<&'static str>)>,
+    sq_out: &mut HashMap<usize, (i64, i64)>,
+) {
+    let (qs, qe, lookback) = ctx;
+    let at = |a: Option<AtModifier>, s: i64, t: i64| match a {
+        Some(AtModifier::Timestamp(x)) => (x, x),
+        Some(AtModifier::Start) => (qs, qs),
+        Some(AtModifier::End) => (qe, qe),
+        None => (s, t),
+    };
+    match e {
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
+        Expr::VectorSelector(vs) => {
+            let (s, t) = at(vs.at, s, t);
+            out.push((
+                vs,
+                s.saturating_sub(vs.offset).saturating_sub(lookback),
+                t.saturating_sub(vs.offset),
+                func,
+            ));
+        }
+        Expr::MatrixSelector(ms) => {
+            let (s, t) = at(ms.vs.at, s, t);
+            out.push((
+                &ms.vs,
+                s.saturating_sub(ms.vs.offset).saturating_sub(ms.range),
+                t.saturating_sub(ms.vs.offset),
+                func,
+            ));
+        }
+        Expr::SubqueryExpr(sq) => {
+            let (s, t) = at(sq.at, s, t);
+            let (lo, hi) = (
+                s.saturating_sub(sq.offset).saturating_sub(sq.range),
+                t.saturating_sub(sq.offset),
+            );
+            sq_out
+                .entry(sq as *const SubqueryExpr as usize)
+                .and_modify(|r| {
+                    r.0 = r.0.min(lo);
+                    r.1 = r.1.max(hi);
+                })
+                .or_insert((lo, hi));
+            collect_selectors(
+                &sq.expr,
+                s.saturating_sub(sq.offset).saturating_sub(sq.range),
+                t.saturating_sub(sq.offset),
+                ctx,
+                None,
+                out,
+                sq_out,
+            );
+        }
+        Expr::Call(c) => {
+            for a in &c.args {
+                collect_selectors(a, s, t, ctx, Some(c.func.name), out, sq_out);
+            }
+        }
+        Expr::AggregateExpr(a) => {
+            collect_selectors(&a.expr, s, t, ctx, None, out, sq_out);
+            if let Some(p) = &a.param {
+                collect_selectors(p, s, t, ctx, None, out, sq_out);
+            }
+        }
+        Expr::BinaryExpr(b) => {
+            collect_selectors(&b.lhs, s, t, ctx, None, out, sq_out);
+            collect_selectors(&b.rhs, s, t, ctx, None, out, sq_out);
+        }
+        Expr::Paren(e) | Expr::Unary(e) => collect_selectors(e, s, t, ctx, func, out, sq_out),
+    }
+}
+
+/// Removes the metric name; used by functions and arithmetic. Shares `l` when it has none.
+pub(crate) fn drop_name(l: &Metric) -> Metric {
+    if l.metric_name().is_some() {
+        Arc::new(l.without_metric_name())
+    } else {
+        l.clone()
+    }
+}
+
+/// Fails if two elements have the same labels.
+pub(crate) fn check_unique(v: &[Element]) -> Result<()> {
+    if v.len() < 2 {
+        return Ok(());
+    }
+    let mut seen = LabelRefSet::with_capacity_and_hasher(v.len(), Default::default());
+    for e in v {
+        if !seen.insert(&*e.metric) {
+            return exec_err("vector cannot contain metrics with the same labelset");
+        }
+    }
+    Ok(())
+}
+
+impl Evaluator {
+    fn prepare(
+        engine: &Engine,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+    ) -> Result<Self> {
+        let lookback = engine.opts.lookback_delta.as_millis() as i64;
+        let mut sels = Vec::new();
+        let mut sq_ranges = HashMap::new();
+        collect_selectors(
+            expr,
+            start,
+            end,
+            (start, end, lookback),
+            None,
+            &mut sels,
+            &mut sq_ranges,
+        );
+        let mut data = HashMap::new();
+        if !sels.is_empty() {
+            let min_t = sels.iter().map(|s| s.1).min().unwrap_or(start);
+            let max_t = sels.iter().map(|s| s.2).max().unwrap_or(end);
+            let querier = q.querier(min_t, max_t)?;
+            // The same node may appear several times (it is one node); merge its ranges first.
+            let mut ranges: HashMap<usize, (&VectorSelector, i64, i64, Option<&'static str>)> =
+                HashMap::new();
+            for (vs, s, t, f) in sels {
+                ranges
+                    .entry(key(vs))
+                    .and_modify(|r| {
+                        r.1 = r.1.min(s);
+                        r.2 = r.2.max(t);
+                    })
+                    .or_insert((vs, s, t, f));
+            }
+            for (k, (vs, s, t, func)) in ranges {
+                let hints = SelectHints {
+                    start: s,
+                    end: t,
+                    step: 0,
+                    func: func.map(str::to_string),
+                };
+                let set = querier.select(&vs.matchers, &hints)?;
+                let mut series = Vec::new();
+                for mut sr in set {
+                    let mut samples = Vec::new();
+                    let mut cur = sr.samples.seek(s);
+                    while let Some(x) = cur {
+                        if x.t > t {
+                            break;
+                        }
+                        samples.push(x);
+                        cur = sr.samples.next();
+                    }
+                    series.push(Loaded {
+                        dropped: Arc::new(sr.labels.without_metric_name()),
+                        labels: Arc::new(sr.labels),
+                        samples,
+                    });
+                }
+                data.insert(k, series);
+            }
+        }
+        Ok(Self {
+            start,
+            end,
+            lookback,
+            default_step: engine.default_step,
+            max_samples: engine.opts.max_samples,
+            deadline: Instant::now() + engine.opts.timeout,
+            data,
+            sq_ranges,
+            sq_cache: RefCell::new(HashMap::new()),
+        })
+    }
+
+    fn check_deadline(&self) -> Result<()> {
+        if Instant::now() > self.deadline {
+            return Err(EvalError::Timeout("expression evaluation"));
+        }
+        Ok(())
+    }
+
+    fn at_time(&self, at: Option<AtModifier>, ts: i64) -> i64 {
+        match at {
+            Some(AtModifier::Timestamp(t)) => t,
+            Some(AtModifier::Start) => self.start,
+            Some(AtModifier::End) => self.end,
+            None => ts,
+        }
+    }
+
+    fn series_of(&self, vs: &VectorSelector) -> &[Loaded] {
+        self.data.get(&key(vs)).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn eval(&self, e: &Expr, ts: i64) -> Result<Value> {
+        match e {
+            Expr::NumberLiteral(v) => Ok(Value::Scalar(Sample { t: ts, v: *v })),
+            Expr::StringLiteral(s) => Ok(Value::String(StringPoint {
+                t: ts,
+                s: s.clone(),
+            })),
+            Expr::Paren(e) => self.eval(e, ts),
+            Expr::Unary(e) => match self.eval(e, ts)? {
+                Value::Scalar(s) => Ok(Value::Scalar(Sample { t: s.t, v: -s.v })),
+                Value::Vector(v) => {
+                    let v: Vec<Element> = v
+                        .into_iter()
+                        .map(|e| Element {
+                            metric: drop_name(&e.metric),
+                            t: ts,
+                            v: -e.v,
+                        })
+                        .collect();
+                    check_unique(&v)?;
+                    Ok(Value::Vector(v))
+                }
+                other => exec_err(format!("unary minus on {}", other.type_name())),
+            },
+            Expr::VectorSelector(vs) => {
+                let v = self.select_vector(vs, ts);
+                if v.len() > self.max_samples {
+                    return Err(EvalError::TooManySamples("query execution"));
+                }
+                Ok(Value::Vector(v))
+            }
+            Expr::MatrixSelector(_) | Expr::SubqueryExpr(_) => {
+                let (m, _) = self.range_arg(e, ts)?;
+                Ok(Value::Matrix(m))
+            }
+            Expr::Call(c) => {
+                self.check_deadline()?;
+                self.call(c, ts)
+            }
+            Expr::AggregateExpr(a) => {
+                let param = match &a.param {
+                    Some(p) => Some(self.eval(p, ts)?),
+                    None => None,
+                };
+                let v = match self.eval(&a.expr, ts)? {
+                    Value::Vector(v) => v,
+                    other => return exec_err(format!("aggregation over {}", other.type_name())),
+                };
+                aggregate::aggregate(a, param, v, ts).map(Value::Vector)
+            }
+            Expr::BinaryExpr(b) => {
+                let l = self.eval(&b.lhs, ts)?;
+                let r = self.eval(&b.rhs, ts)?;
+                binary::binary(b, l, r, ts)
+            }
+        }
+    }
+
+    fn select_vector(&self, vs: &VectorSelector, ts: i64) -> Vec<Element> {
+        let rt = self.at_time(vs.at, ts).saturating_sub(vs.offset);
+        let mut out = Vec::new();
+        for s in self.series_of(vs) {
+            let idx = s.samples.partition_point(|x| x.t <= rt);
+            let Some(x) = idx.checked_sub(1).and_then(|i| s.samples.get(i)) else {
+                continue;
+            };
+            if x.t < rt.saturating_sub(self.lookback) || is_stale_nan(x.v) {
+                continue;
+            }
+            out.push(Element {
+                metric: s.labels.clone(),
+                t: x.t,
+                v: x.v,
+            });
+        }
+        out
+    }
+
+    /// A range-vector argument: the series in the window and the window itself.
+    fn range_arg(&self, e: &Expr, ts: i64) -> Result<(Vec<RangeSeries>, RangeCtx)> {
+        match e.unparen() {
+            Expr::MatrixSelector(ms) => {
+                let end = self.at_time(ms.vs.at, ts).saturating_sub(ms.vs.offset);
+                let start = end.saturating_sub(ms.range);
+                let mut out = Vec::new();
+                let mut total = 0usize;
+                for s in self.series_of(&ms.vs) {
+                    let lo = s.samples.partition_point(|x| x.t < start);
+                    let hi = s.samples.partition_point(|x| x.t <= end);
+                    let points: Vec<Sample> = s.samples[lo..hi.max(lo)]
+                        .iter()
+                        .filter(|x| !is_stale_nan(x.v))
+                        .copied()
+                        .collect();
+                    if points.is_empty() {
+                        continue;
+                    }
+                    total += points.len();
+                    if total > self.max_samples {
+                        return Err(EvalError::TooManySamples("query execution"));
+                    }
+                    out.push(RangeSeries {
+                        metric: s.labels.clone(),
+                        points,
+                    });
+                }
+                Ok((
+                    out,
+                    RangeCtx {
+                        ts,
+                        start,
+                        end,
+                        range: ms.range,
+                    },
+                ))
+            }
+            Expr::SubqueryExpr(sq) => {
+                let end = self.at_time(sq.at, ts).saturating_sub(sq.offset);
+                let start = end.saturating_sub(sq.range);
+                let k = sq as *const SubqueryExpr as usize;
+                let cached = self.sq_cache.borrow().get(&k).cloned();
+                let full = match cached {
+                    Some(m) => m,
+                    None => {
+                        let (lo, hi) = self.sq_ranges.get(&k).copied().unwrap_or((start, end));
+                        let m = Rc::new(self.subquery_points(sq, lo.min(start), hi.max(end))?);
+                        self.sq_cache.borrow_mut().insert(k, m.clone());
+                        m
+                    }
+                };
+                let mut out = Vec::new();
+                for s in full.iter() {
+                    let lo = s.points.partition_point(|p| p.t < start);
+                    let hi = s.points.partition_point(|p| p.t <= end);
+                    if hi > lo {
+                        out.push(RangeSeries {
+                            metric: s.metric.clone(),
+                            points: s.points[lo..hi].to_vec(),
+                        });
+                    }
+                }
+                Ok((
+                    out,
+                    RangeCtx {
+                        ts,
+                        start,
+                        end,
+                        range: sq.range,
+                    },
+                ))
+            }
+            other => exec_err(format!("expected a range vector, got {other}")),
+        }
+    }
+
+    /// Evaluates a subquery's inner expression at every multiple of its step in `[lo, hi]`.
+    fn subquery_points(&self, sq: &SubqueryExpr, lo: i64, hi: i64) -> Result<Vec<RangeSeries>> {
+        let step = sq.step.unwrap_or(self.default_step).max(1);
+        let mut t = step * lo.div_euclid(step);
+        if t < lo {
+            t = t.saturating_add(step);
+        }
+        let mut order: Vec<Metric> = Vec::new();
+        let mut series: MetricMap<Vec<Sample>> = MetricMap::default();
+        let mut total = 0usize;
+        while t <= hi {
+            self.check_deadline()?;
+            match self.eval(&sq.expr, t)? {
+                Value::Vector(v) => {
+                    total += v.len();
+                    for e in v {
+                        let p = Sample { t, v: e.v };
+                        match series.get_mut(&e.metric) {
+                            Some(ps) => ps.push(p),
+                            None => {
+                                order.push(e.metric.clone());
+                                series.insert(e.metric, vec![p]);
+                            }
+                        }
+                    }
+                }
+                Value::Scalar(s) => {
+                    total += 1;
+                    let l = Arc::new(Labels::empty());
+                    if !series.contains_key(&l) {
+                        order.push(l.clone());
+                    }
+                    series.entry(l).or_default().push(Sample { t, v: s.v });
+                }
+                other => return exec_err(format!("subquery over {}", other.type_name())),
+            }
+            if total > self.max_samples {
+                return Err(EvalError::TooManySamples("query execution"));
+            }
+            let Some(next) = t.checked_add(step) else {
+                break;
+            };
+            t = next;
+        }
+        Ok(order
+            .into_iter()
+            .filter_map(|l| {
+                series
+                    .remove(&l)
+                    .map(|points| RangeSeries { metric: l, points })
+            })
+            .collect())
+    }
+
+    fn call(&self, c: &Call, ts: i64) -> Result<Value> {
+        match c.func.imp {
+            Impl::Range(f) => {
+                let mut scalars = Vec::new();
+                let mut matrix_arg = None;
+                for a in &c.args {
+                    if a.value_type() == ValueType::Matrix {
+                        matrix_arg = Some(a);
+                    } else {
+                        match self.eval(a, ts)? {
+                            Value::Scalar(s) => scalars.push(s.v),
+                            other => {
+                                return exec_err(format!(
+                                    "unexpected {} argument",
+                                    other.type_name()
+                                ));
+                            }
+                        }
+                    }
+                }
+                let Some(arg) = matrix_arg else {
+                    return exec_err(format!("{} needs a range vector", c.func.name));
+                };
+                let keep_name = c.func.name == "last_over_time";
+                let name = |l: &Metric| if keep_name { l.clone() } else { drop_name(l) };
+                let mut out = Vec::new();
+                if let Expr::MatrixSelector(ms) = arg.unparen() {
+                    // Fast path: run the function over the loaded samples in place.
+                    let end = self.at_time(ms.vs.at, ts).saturating_sub(ms.vs.offset);
+                    let start = end.saturating_sub(ms.range);
+                    let ctx = RangeCtx {
+                        ts,
+                        start,
+                        end,
+                        range: ms.range,
+                    };
+                    let mut scratch = Vec::new();
+                    let mut total = 0usize;
+                    // Distinct series with one metric name stay distinct without it, so the
+                    // duplicate check is only needed when several names were selected.
+                    let mut one_name = true;
+                    let mut first_name: Option<&str> = None;
+                    for s in self.series_of(&ms.vs) {
+                        let lo = s.samples.partition_point(|x| x.t < start);
+                        let hi = s.samples.partition_point(|x| x.t <= end).max(lo);
+                        let mut points = &s.samples[lo..hi];
+                        if points.iter().any(|x| is_stale_nan(x.v)) {
+                            scratch.clear();
+                            scratch.extend(points.iter().filter(|x| !is_stale_nan(x.v)));
+                            points = &scratch;
+                        }
+                        if points.is_empty() {
+                            continue;
+                        }
+                        total += points.len();
+                        if total > self.max_samples {
+                            return Err(EvalError::TooManySamples("query execution"));
+                        }
+                        if let Some(v) = f(&ctx, points, &scalars)? {
+                            let n = s.labels.metric_name();
+                            match first_name {
+                                None => first_name = Some(n.unwrap_or("")),
+                                Some(f) => one_name &= f == n.unwrap_or(""),
+                            }
+                            let metric = if keep_name {
+                                s.labels.clone()
+                            } else {
+                                s.dropped.clone()
+                            };
+                            out.push(Element { metric, t: ts, v });
+                        }
+                    }
+                    if one_name {
+                        return Ok(Value::Vector(out));
+                    }
+                } else {
+                    let (series, ctx) = self.range_arg(arg, ts)?;
+                    for s in series {
+                        if let Some(v) = f(&ctx, &s.points, &scalars)? {
+                            out.push(Element {
+                                metric: name(&s.metric),
+                                t: ts,
+                                v,
+                            });
+                        }
+                    }
+                }
+                check_unique(&out)?;
+                Ok(Value::Vector(out))
+            }
+            Impl::General(f) => {
+                let mut args = Vec::with_capacity(c.args.len());
+                for a in &c.args {
+                    args.push(self.eval(a, ts)?);
+                }
+                let v = f(Env {
+                    ts,
+                    args,
+                    exprs: &c.args,
+                })?;
+                if let Value::Vector(v) = &v {
+                    check_unique(v)?;
+                }
+                Ok(v)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
