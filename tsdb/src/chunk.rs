@@ -31,6 +31,10 @@ const HEADER_LEN: usize = 2;
 pub enum Encoding {
     /// Gorilla: delta-of-delta timestamps, XOR floats (the value 1 matches Prometheus' XOR chunks).
     Xor = 1,
+    /// Bit-packed: delta-of-delta timestamps packed at the chunk's widest width, and values that
+    /// are either one constant or decimal numbers with at most 9 fraction digits, delta-coded as
+    /// integers and packed likewise. Written to blocks when smaller than [`Encoding::Xor`].
+    Packed = 2,
 }
 
 impl TryFrom<u8> for Encoding {
@@ -39,6 +43,7 @@ impl TryFrom<u8> for Encoding {
     fn try_from(b: u8) -> Result<Self> {
         match b {
             1 => Ok(Encoding::Xor),
+            2 => Ok(Encoding::Packed),
             b => Err(Error::Corruption(format!(
                 "unknown chunk encoding byte {b}"
             ))),
@@ -400,6 +405,227 @@ impl<B: AsRef<[u8]>> Decoder<B> {
     }
 }
 
+/// Zigzag-maps a signed number to an unsigned one (small magnitudes to small numbers).
+fn zigzag(x: i64) -> u64 {
+    ((x << 1) ^ (x >> 63)) as u64
+}
+
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+/// Bits needed for the largest of `xs` (0 if all are zero).
+fn width(xs: impl Iterator<Item = u64>) -> u32 {
+    64 - xs.fold(0u64, |a, x| a | x).leading_zeros()
+}
+
+/// Largest decimal scale tried for [`Encoding::Packed`] values.
+const MAX_SCALE: u32 = 9;
+/// Integers beyond this are not all exactly representable as f64.
+const MAX_EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// `v * 10^k` as an integer if `v` is exactly that integer divided by `10^k` (bit for bit).
+fn scaled(v: f64, k: u32) -> Option<i64> {
+    let p = 10f64.powi(k as i32);
+    let n = (v * p).round();
+    if !n.is_finite() || n.abs() > MAX_EXACT {
+        return None;
+    }
+    // From the integer, as the decoder computes it (so -0.0 is not taken for 0).
+    let i = n as i64;
+    let back = if k == 0 { i as f64 } else { i as f64 / p };
+    (back.to_bits() == v.to_bits()).then_some(i)
+}
+
+/// Value modes of [`Encoding::Packed`].
+const MODE_CONSTANT: u8 = 0;
+const MODE_DECIMAL: u8 = 1;
+
+/// Encodes `samples` (timestamps not decreasing, at least one) as [`Encoding::Packed`] into
+/// `out`; returns false, leaving `out` as it was, if the values have no packed form (they are
+/// neither constant nor decimals with at most 9 fraction digits, e.g. NaN or random floats).
+pub fn encode_packed(samples: &[Sample], out: &mut Vec<u8>) -> bool {
+    let Some(first) = samples.first() else {
+        return false;
+    };
+    let start = out.len();
+    crate::varint::put_uvarint(out, samples.len() as u64);
+    crate::varint::put_varint(out, first.t);
+    let mut w = BitWriter {
+        buf: std::mem::take(out),
+        free: 0,
+    };
+    if samples.len() >= 2 {
+        let d0 = samples[1].t.wrapping_sub(first.t);
+        crate::varint::put_varint(&mut w.buf, d0);
+        let dods = samples.windows(3).map(|s| {
+            let d1 = s[1].t.wrapping_sub(s[0].t);
+            let d2 = s[2].t.wrapping_sub(s[1].t);
+            zigzag(d2.wrapping_sub(d1))
+        });
+        let tw = width(dods.clone());
+        w.buf.push(tw as u8);
+        for z in dods {
+            w.write_bits(z, tw);
+        }
+        w.free = 0;
+    }
+    let bits = first.v.to_bits();
+    if samples.iter().all(|s| s.v.to_bits() == bits) {
+        w.buf.push(MODE_CONSTANT);
+        w.buf.extend_from_slice(&bits.to_le_bytes());
+        *out = w.buf;
+        return true;
+    }
+    let Some((k, ints)) = (0..=MAX_SCALE).find_map(|k| {
+        let ints: Option<Vec<i64>> = samples.iter().map(|s| scaled(s.v, k)).collect();
+        ints.map(|i| (k, i))
+    }) else {
+        w.buf.truncate(start);
+        *out = w.buf;
+        return false;
+    };
+    w.buf.push(MODE_DECIMAL);
+    w.buf.push(k as u8);
+    crate::varint::put_varint(&mut w.buf, ints[0]);
+    let deltas: Vec<i64> = ints.windows(2).map(|p| p[1].wrapping_sub(p[0])).collect();
+    // Common trailing zero bits (e.g. byte counts in pages) are stored once.
+    let tz = deltas
+        .iter()
+        .filter(|&&d| d != 0)
+        .map(|d| d.trailing_zeros())
+        .min()
+        .unwrap_or(0);
+    let vw = width(deltas.iter().map(|&d| zigzag(d >> tz)));
+    w.buf.push(tz as u8);
+    w.buf.push(vw as u8);
+    for d in deltas {
+        w.write_bits(zigzag(d >> tz), vw);
+    }
+    *out = w.buf;
+    true
+}
+
+/// Decodes an [`Encoding::Packed`] chunk, appending its samples to `out`.
+pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
+    let bad = |what: &str| Error::Corruption(format!("packed chunk: {what}"));
+    let (n, rest) = crate::varint::uvarint(chunk).ok_or_else(|| bad("bad sample count"))?;
+    if n == 0 || n > u64::from(u16::MAX) {
+        return Err(bad(&format!("sample count {n} out of range")));
+    }
+    let n = n as usize;
+    let (t0, mut rest) = crate::varint::varint(rest).ok_or_else(|| bad("bad first timestamp"))?;
+    let base = out.len();
+    out.reserve(n);
+    out.push(Sample { t: t0, v: 0.0 });
+    if n >= 2 {
+        let (d0, r) = crate::varint::varint(rest).ok_or_else(|| bad("bad first delta"))?;
+        let (&tw, r) = r
+            .split_first()
+            .ok_or_else(|| bad("ends before the timestamp width"))?;
+        if tw > 64 {
+            return Err(bad(&format!("timestamp width {tw} > 64")));
+        }
+        let mut br = BitReader { data: r, pos: 0 };
+        let (mut t, mut d) = (t0.wrapping_add(d0), d0);
+        out.push(Sample { t, v: 0.0 });
+        for _ in 2..n {
+            let z = br
+                .read_bits(u32::from(tw))
+                .ok_or_else(|| bad("ends inside the timestamps"))?;
+            d = d.wrapping_add(unzigzag(z));
+            t = t.wrapping_add(d);
+            out.push(Sample { t, v: 0.0 });
+        }
+        rest = &r[br.pos.div_ceil(8)..];
+    }
+    let (&mode, rest) = rest
+        .split_first()
+        .ok_or_else(|| bad("ends before the value mode"))?;
+    let vals = &mut out[base..];
+    match mode {
+        MODE_CONSTANT => {
+            let (b, _) = rest
+                .split_first_chunk::<8>()
+                .ok_or_else(|| bad("ends inside the constant"))?;
+            let v = f64::from_bits(u64::from_le_bytes(*b));
+            vals.iter_mut().for_each(|s| s.v = v);
+        }
+        MODE_DECIMAL => {
+            let [k, r @ ..] = rest else {
+                return Err(bad("ends before the scale"));
+            };
+            if u32::from(*k) > MAX_SCALE {
+                return Err(bad(&format!("decimal scale {k} > {MAX_SCALE}")));
+            }
+            let p = 10f64.powi(i32::from(*k));
+            let (mut x, r) = crate::varint::varint(r).ok_or_else(|| bad("bad first value"))?;
+            let to_f = |x: i64| if *k == 0 { x as f64 } else { x as f64 / p };
+            vals[0].v = to_f(x);
+            if n >= 2 {
+                let [tz, vw, r @ ..] = r else {
+                    return Err(bad("ends before the value widths"));
+                };
+                if *tz > 63 || *vw > 64 {
+                    return Err(bad(&format!("value shift {tz} or width {vw} too large")));
+                }
+                let mut br = BitReader { data: r, pos: 0 };
+                for s in &mut vals[1..] {
+                    let z = br
+                        .read_bits(u32::from(*vw))
+                        .ok_or_else(|| bad("ends inside the values"))?;
+                    x = x.wrapping_add(unzigzag(z).wrapping_shl(u32::from(*tz)));
+                    s.v = to_f(x);
+                }
+            }
+        }
+        m => return Err(bad(&format!("unknown value mode {m}"))),
+    }
+    Ok(())
+}
+
+/// Encodes `samples` (at most `u16::MAX`, timestamps not decreasing) in the encoding that takes
+/// the fewest bytes, appending them to `out`; returns the encoding used.
+pub fn encode_best(samples: &[Sample], out: &mut Vec<u8>) -> Encoding {
+    let start = out.len();
+    let mut e = Encoder::new();
+    for s in samples {
+        e.append(s.t, s.v);
+    }
+    let xor = e.into_bytes();
+    if encode_packed(samples, out) && out.len() - start < xor.len() {
+        return Encoding::Packed;
+    }
+    out.truncate(start);
+    out.extend_from_slice(&xor);
+    Encoding::Xor
+}
+
+/// Number of samples in a chunk, read from its header.
+pub fn count(encoding: Encoding, chunk: &[u8]) -> Result<u64> {
+    match encoding {
+        Encoding::Xor => Ok(Decoder::new(chunk)?.len() as u64),
+        Encoding::Packed => crate::varint::uvarint(chunk)
+            .map(|(n, _)| n)
+            .ok_or_else(|| Error::Corruption("packed chunk: bad sample count".into())),
+    }
+}
+
+/// Decodes a chunk of any encoding, appending its samples to `out`.
+pub fn decode_into(encoding: Encoding, chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
+    match encoding {
+        Encoding::Xor => {
+            let mut d = Decoder::new(chunk)?;
+            out.reserve(d.len());
+            while let Some(s) = d.next_sample()? {
+                out.push(s);
+            }
+            Ok(())
+        }
+        Encoding::Packed => decode_packed(chunk, out),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,11 +775,101 @@ mod tests {
     fn encoding_byte() {
         assert_eq!(Encoding::try_from(1).unwrap(), Encoding::Xor);
         assert_eq!(Encoding::Xor as u8, 1);
-        for b in [0u8, 2, 255] {
+        assert_eq!(Encoding::try_from(2).unwrap(), Encoding::Packed);
+        for b in [0u8, 3, 255] {
             assert!(
                 matches!(Encoding::try_from(b), Err(Error::Corruption(_))),
                 "{b}"
             );
+        }
+    }
+
+    #[track_caller]
+    fn check_best(samples: &[(i64, f64)], want: Encoding) {
+        let samples: Vec<Sample> = samples.iter().map(|&(t, v)| Sample { t, v }).collect();
+        let mut buf = vec![0xAA];
+        let enc = encode_best(&samples, &mut buf);
+        assert_eq!(enc, want);
+        assert_eq!(buf[0], 0xAA);
+        let mut got = vec![Sample { t: -1, v: -1.0 }];
+        decode_into(enc, &buf[1..], &mut got).unwrap();
+        assert_eq!(got.len(), samples.len() + 1);
+        for (g, w) in got[1..].iter().zip(&samples) {
+            assert_eq!((g.t, g.v.to_bits()), (w.t, w.v.to_bits()), "{g:?} vs {w:?}");
+        }
+    }
+
+    #[test]
+    fn best_encoding_round_trips() {
+        let reg = |f: &dyn Fn(i64) -> f64| -> Vec<(i64, f64)> {
+            (0..120)
+                .map(|i| (1_700_000_000_000 + i * 15_000 + (i * 7) % 5, f(i)))
+                .collect()
+        };
+        check_best(&[(5, 1.0)], Encoding::Packed);
+        check_best(&reg(&|_| 42.5), Encoding::Packed);
+        check_best(&reg(&|i| (i * 7) as f64), Encoding::Packed);
+        check_best(&reg(&|i| (i * 13) as f64 / 100.0), Encoding::Packed);
+        check_best(&reg(&|i| (i * 4096 * 3) as f64 + 1e12), Encoding::Packed);
+        check_best(&reg(&|i| -(i as f64 + 1.0) / 1000.0), Encoding::Packed);
+        check_best(
+            &reg(&|i| if i == 3 { f64::NAN } else { 1.0 }),
+            Encoding::Xor,
+        );
+        check_best(&reg(&|i| (i as f64).sqrt()), Encoding::Xor);
+        check_best(&[(0, -0.0), (1, 0.0)], Encoding::Xor);
+        check_best(
+            &[(i64::MIN, 1.0), (0, 2.0), (i64::MAX, 3.0)],
+            Encoding::Packed,
+        );
+        check_best(&[(0, 9e15), (1, -9e15), (2, 1e300)], Encoding::Xor);
+        let mut rng = Rng(9);
+        for _ in 0..300 {
+            let n = 1 + rng.below(130) as i64;
+            let scale = rng.below(4) as i32;
+            let s: Vec<(i64, f64)> = (0..n)
+                .map(|i| {
+                    let t = i * 10_000 + rng.below(50) as i64;
+                    let v = (rng.below(1 << 40) as f64 - (1u64 << 39) as f64) / 10f64.powi(scale);
+                    (t, v)
+                })
+                .collect();
+            let samples: Vec<Sample> = s.iter().map(|&(t, v)| Sample { t, v }).collect();
+            let mut buf = Vec::new();
+            let enc = encode_best(&samples, &mut buf);
+            let mut got = Vec::new();
+            decode_into(enc, &buf, &mut got).unwrap();
+            assert_eq!(got.len(), samples.len());
+            for (g, w) in got.iter().zip(&samples) {
+                assert_eq!((g.t, g.v.to_bits()), (w.t, w.v.to_bits()));
+            }
+        }
+    }
+
+    #[test]
+    fn packed_junk_is_an_error_not_a_panic() {
+        let mut rng = Rng(11);
+        let mut good = Vec::new();
+        let s: Vec<Sample> = (0..50)
+            .map(|i| Sample {
+                t: i * 1000,
+                v: i as f64 * 0.5,
+            })
+            .collect();
+        assert!(encode_packed(&s, &mut good));
+        for cut in 0..good.len() {
+            assert!(
+                decode_packed(&good[..cut], &mut Vec::new()).is_err(),
+                "cut {cut}"
+            );
+        }
+        for _ in 0..3000 {
+            let mut b = good.clone();
+            let i = rng.below(b.len() as u64) as usize;
+            b[i] ^= 1 << rng.below(8);
+            let _ = decode_packed(&b, &mut Vec::new());
+            let junk: Vec<u8> = (0..rng.below(40)).map(|_| rng.next() as u8).collect();
+            let _ = decode_packed(&junk, &mut Vec::new());
         }
     }
 }

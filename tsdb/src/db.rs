@@ -1,11 +1,11 @@
 //! The database: options, opening (lock + WAL replay), appenders, queriers, retention.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,8 +15,10 @@ use pharos_model::storage::{
 use pharos_model::{Labels, Matcher, Sample, SeriesRef};
 use tracing::{debug, error, info, warn};
 
+use crate::block::{self, Block};
 use crate::files;
 use crate::head::{Head, MemSeries, lock};
+use crate::iter::{ChunksIterator, MergeIterator};
 use crate::wal::{self, Record, RefSample, SegmentInfo, Wal};
 use crate::{Error, Result};
 
@@ -36,6 +38,13 @@ pub struct Options {
     /// Longest time a committed sample may sit in the page cache before the WAL is fsynced;
     /// zero fsyncs on every commit. Default: 1 s.
     pub fsync_interval: Duration,
+    /// Time range of the blocks cut from the head (aligned to multiples of it). The head is
+    /// persisted once it spans 1.5 times this; compaction merges blocks into ranges 3, 9 and 27
+    /// times as long. Zero keeps everything in the head. Default: 2 h.
+    pub block_range: Duration,
+    /// Largest size in bytes of the blocks and the WAL together; the oldest blocks are deleted
+    /// to stay below it. Zero: no limit. Default: 0.
+    pub retention_size: u64,
 }
 
 impl Default for Options {
@@ -44,6 +53,8 @@ impl Default for Options {
             retention: Duration::from_secs(15 * 24 * 3600),
             wal_segment_size: 128 << 20,
             fsync_interval: Duration::from_secs(1),
+            block_range: Duration::from_secs(2 * 3600),
+            retention_size: 0,
         }
     }
 }
@@ -73,6 +84,22 @@ pub struct Stats {
     pub replayed_records: u64,
     /// Torn or corrupt WAL records found at open (each cut its segment short).
     pub wal_corruptions_total: u64,
+    /// Persisted blocks.
+    pub blocks: u64,
+    /// Bytes of the persisted blocks (chunks and index files).
+    pub block_bytes: u64,
+    /// Samples in the persisted blocks.
+    pub block_samples: u64,
+    /// Oldest sample time in the blocks (ms), `i64::MAX` without blocks.
+    pub block_min_time: i64,
+    /// Damaged blocks moved to `quarantine/` at open.
+    pub quarantined_blocks_total: u64,
+    /// Blocks written from the head since open.
+    pub head_blocks_written_total: u64,
+    /// Compactions (merges of blocks) since open.
+    pub compactions_total: u64,
+    /// Blocks deleted by retention (time or size) since open.
+    pub blocks_deleted_total: u64,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +109,10 @@ struct Counters {
     out_of_bounds: AtomicU64,
     replayed_records: AtomicU64,
     wal_corruptions: AtomicU64,
+    quarantined: AtomicU64,
+    head_blocks: AtomicU64,
+    compactions: AtomicU64,
+    blocks_deleted: AtomicU64,
 }
 
 impl Counters {
@@ -99,7 +130,12 @@ impl Counters {
 /// State shared by the database handle, appenders, queriers and the background thread.
 #[derive(Debug)]
 struct Inner {
+    dir: PathBuf,
     wal_dir: PathBuf,
+    /// Persisted blocks, sorted by time.
+    blocks: RwLock<Vec<Arc<Block>>>,
+    /// Serializes block writes, compactions and block deletions.
+    persisting: Mutex<()>,
     opts: Options,
     head: Head,
     /// Held while writing a commit to the WAL and applying it to the head, so both see commits
@@ -153,10 +189,14 @@ impl Db {
         let lock_file = lock_dir(dir)?;
         let head = Head::new();
         let counters = Counters::default();
+        let blocks = load_blocks(dir, &counters)?;
         let segments = replay(&wal_dir, &head, &counters)?;
         let wal = Wal::open(&wal_dir, opts.wal_segment_size, segments)?;
         let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
             wal_dir,
+            blocks: RwLock::new(blocks),
+            persisting: Mutex::new(()),
             opts,
             head,
             wal: Mutex::new(wal),
@@ -166,6 +206,7 @@ impl Db {
             _lock: lock_file,
         });
         inner.apply_retention()?;
+        inner.maintain()?;
         let background = spawn_background(&inner)?;
         info!(dir = %dir.display(), "opened TSDB");
         Ok(Db {
@@ -197,7 +238,16 @@ impl Db {
         let (wal_segments, wal_bytes) = lock(&inner.wal).size();
         let (min_time, max_time) = inner.head.time_range();
         let c = &inner.counters;
+        let blocks = inner.blocks();
         Stats {
+            blocks: blocks.len() as u64,
+            block_bytes: blocks.iter().map(|b| b.size()).sum(),
+            block_samples: blocks.iter().map(|b| b.meta().stats.num_samples).sum(),
+            block_min_time: blocks.first().map_or(i64::MAX, |b| b.meta().min_time),
+            quarantined_blocks_total: c.quarantined.load(Ordering::Relaxed),
+            head_blocks_written_total: c.head_blocks.load(Ordering::Relaxed),
+            compactions_total: c.compactions.load(Ordering::Relaxed),
+            blocks_deleted_total: c.blocks_deleted.load(Ordering::Relaxed),
             head_series: inner.head.num_series(),
             head_samples: inner.head.num_samples(),
             min_time,
@@ -218,6 +268,116 @@ impl Db {
     pub fn truncate_before(&self, min_t: i64) -> Result<()> {
         self.inner.truncate_before(min_t)
     }
+
+    /// Runs the periodic maintenance now: persists the head's old data into blocks (truncating
+    /// the head and the WAL after each), compacts adjacent blocks and applies retention by time
+    /// and size. The background thread does this every minute.
+    pub fn compact(&self) -> Result<()> {
+        self.inner.apply_retention()?;
+        self.inner.maintain()
+    }
+
+    /// Persists every sample of the head into blocks (aligned to [`Options::block_range`]) and
+    /// empties the head; appends older than the newest sample are refused afterwards. For
+    /// backfilling (`pharos tsdb import`) and shutdown of short-lived databases.
+    pub fn flush(&self) -> Result<()> {
+        let inner = &self.inner;
+        let range = inner.range_ms().unwrap_or(i64::MAX);
+        loop {
+            let (min_t, max_t) = inner.head.time_range();
+            if min_t > max_t {
+                break;
+            }
+            let start = align(min_t, range);
+            let end = start.saturating_add(range).min(max_t.saturating_add(1));
+            inner.persist_range(start, end)?;
+        }
+        inner.maintain()
+    }
+
+    /// The persisted blocks, oldest first.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.inner.blocks()
+    }
+}
+
+/// The start of the `range`-aligned window holding `t`.
+fn align(t: i64, range: i64) -> i64 {
+    t.div_euclid(range).saturating_mul(range)
+}
+
+/// Opens the blocks of `dir`: deletes unfinished ones (`*.tmp`) and those already merged into a
+/// compacted block, and moves damaged ones to `quarantine/` with a warning naming the file.
+fn load_blocks(dir: &Path, counters: &Counters) -> Result<Vec<Arc<Block>>> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut blocks = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with(files::BLOCK_PREFIX) && name.ends_with(files::TMP_SUFFIX) {
+            info!(path = %path.display(), "deleting an unfinished block");
+            if let Err(e) = fs::remove_dir_all(&path) {
+                warn!(path = %path.display(), error = %e, "cannot delete an unfinished block");
+            }
+            continue;
+        }
+        if !files::is_block_name(&name) {
+            continue;
+        }
+        match Block::open(&path) {
+            Ok(b) => blocks.push(Arc::new(b)),
+            Err(e) => {
+                counters.quarantined.fetch_add(1, Ordering::Relaxed);
+                let qdir = dir.join(files::QUARANTINE_DIR);
+                let mut dest = qdir.join(&name);
+                let mut n = 1;
+                while dest.exists() {
+                    dest = qdir.join(format!("{name}.{n}"));
+                    n += 1;
+                }
+                let moved = fs::create_dir_all(&qdir).and_then(|()| fs::rename(&path, &dest));
+                match moved {
+                    Ok(()) => {
+                        error!(block = %path.display(), error = %e, quarantine = %dest.display(),
+                        "damaged block moved to quarantine; serving the other blocks")
+                    }
+                    Err(me) => error!(block = %path.display(), error = %e, move_error = %me,
+                        "damaged block ignored (cannot move it to quarantine)"),
+                }
+            }
+        }
+    }
+    // A crash between writing a compacted block and deleting its sources leaves both.
+    let merged: Vec<(u32, BTreeSet<String>)> = blocks
+        .iter()
+        .map(|b| {
+            let c = &b.meta().compaction;
+            (c.level, c.sources.iter().cloned().collect())
+        })
+        .collect();
+    let mut kept = Vec::new();
+    for (i, b) in blocks.into_iter().enumerate() {
+        let (level, sources) = &merged[i];
+        let superseded = merged
+            .iter()
+            .enumerate()
+            .any(|(j, (l, s))| j != i && l > level && sources.is_subset(s));
+        if superseded {
+            info!(block = %b.dir().display(), "deleting a block already merged by compaction");
+            if let Err(e) = fs::remove_dir_all(b.dir()) {
+                warn!(block = %b.dir().display(), error = %e, "cannot delete a merged block");
+            }
+        } else {
+            kept.push(b);
+        }
+    }
+    kept.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
+    if !kept.is_empty() {
+        info!(blocks = kept.len(), "opened blocks");
+    }
+    Ok(kept)
 }
 
 impl Drop for Db {
@@ -251,6 +411,9 @@ fn spawn_background(inner: &Arc<Inner>) -> Result<Background> {
                     if let Err(e) = inner.apply_retention() {
                         error!(error = %e, "retention failed");
                     }
+                    if let Err(e) = inner.maintain() {
+                        error!(error = %e, "persisting or compacting blocks failed");
+                    }
                 }
             }
         })
@@ -261,6 +424,199 @@ fn spawn_background(inner: &Arc<Inner>) -> Result<Background> {
 impl Inner {
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// A snapshot of the block list.
+    fn blocks(&self) -> Vec<Arc<Block>> {
+        self.blocks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The block range in ms, `None` if blocks are disabled.
+    fn range_ms(&self) -> Option<i64> {
+        let r = i64::try_from(self.opts.block_range.as_millis()).unwrap_or(i64::MAX);
+        (r > 0).then_some(r)
+    }
+
+    /// Persists the head's data older than what the head must keep, compacts blocks and applies
+    /// retention by size.
+    fn maintain(&self) -> Result<()> {
+        let Some(range) = self.range_ms() else {
+            return Ok(());
+        };
+        loop {
+            let (min_t, max_t) = self.head.time_range();
+            if min_t > max_t {
+                break;
+            }
+            let start = align(min_t, range);
+            // As Prometheus: keep half a block range of head beyond the block being cut, so
+            // late scrapes of the previous window still land in the head.
+            if max_t.saturating_sub(start) < range.saturating_add(range / 2) {
+                break;
+            }
+            self.persist_range(start, start.saturating_add(range))?;
+        }
+        self.compact_blocks(range)?;
+        self.apply_size_retention();
+        Ok(())
+    }
+
+    /// Writes the head's samples in `[min_t, max_t)` to a block, then truncates the head and
+    /// the WAL before `max_t`. Appends older than `max_t` are refused from the start, so nothing
+    /// appended meanwhile can be lost between the block and the truncation.
+    fn persist_range(&self, min_t: i64, max_t: i64) -> Result<()> {
+        let _serial = lock(&self.persisting);
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let started = Instant::now();
+        {
+            let _wal = lock(&self.wal);
+            self.head.raise_min_valid_t(max_t);
+        }
+        let mut w = block::Writer::new(&self.dir, min_t, max_t)?;
+        let mut samples = Vec::new();
+        for s in self.head.select(&[]) {
+            samples.clear();
+            if let Some(mut it) = s.iter(min_t, max_t - 1) {
+                while let Some(x) = pharos_model::storage::SampleIterator::next(&mut it) {
+                    samples.push(x);
+                }
+            }
+            w.add_samples(&s.labels, &samples)?;
+        }
+        let series = w.num_series();
+        if let Some(dir) = w.finish(min_t, max_t, 1, Vec::new())? {
+            let b = Arc::new(Block::open(&dir)?);
+            info!(block = %dir.display(), series, samples = b.meta().stats.num_samples,
+                bytes = b.size(), elapsed = ?started.elapsed(), "persisted head block");
+            self.counters.head_blocks.fetch_add(1, Ordering::Relaxed);
+            self.add_block(b, &[]);
+        }
+        drop(_serial);
+        self.truncate_before(max_t)
+    }
+
+    /// Adds `b` to the block list, removing `replaced` (and any block in the same directory).
+    fn add_block(&self, b: Arc<Block>, replaced: &[Arc<Block>]) {
+        let mut blocks = self.blocks.write().unwrap_or_else(PoisonError::into_inner);
+        blocks.retain(|x| x.dir() != b.dir() && !replaced.iter().any(|r| Arc::ptr_eq(r, x)));
+        blocks.push(b);
+        blocks.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
+    }
+
+    /// Removes blocks from the list and deletes their directories (queriers still reading them
+    /// keep their mappings).
+    fn delete_blocks(&self, gone: &[Arc<Block>]) {
+        self.blocks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|x| !gone.iter().any(|g| Arc::ptr_eq(g, x)));
+        for b in gone {
+            match fs::remove_dir_all(b.dir()) {
+                Ok(()) => {
+                    self.counters.blocks_deleted.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => warn!(block = %b.dir().display(), error = %e, "cannot delete block"),
+            }
+        }
+    }
+
+    /// Deletes the oldest blocks while blocks and WAL together exceed `retention_size`.
+    fn apply_size_retention(&self) {
+        let limit = self.opts.retention_size;
+        if limit == 0 {
+            return;
+        }
+        let (_, wal_bytes) = lock(&self.wal).size();
+        let blocks = self.blocks();
+        let mut total = wal_bytes + blocks.iter().map(|b| b.size()).sum::<u64>();
+        let mut gone = Vec::new();
+        for b in blocks {
+            if total <= limit {
+                break;
+            }
+            total -= b.size();
+            gone.push(b);
+        }
+        if !gone.is_empty() {
+            info!(
+                blocks = gone.len(),
+                limit, "deleting the oldest blocks past the retention size"
+            );
+            self.delete_blocks(&gone);
+        }
+    }
+
+    /// Merges adjacent blocks into windows 3, 9 and 27 block ranges long (capped at a tenth of
+    /// the retention time, as Prometheus does), once a window is complete: the newest block
+    /// ends at or after it.
+    fn compact_blocks(&self, range: i64) -> Result<()> {
+        let retention = i64::try_from(self.opts.retention.as_millis()).unwrap_or(i64::MAX);
+        let max_window = if retention > 0 {
+            retention / 10
+        } else {
+            i64::MAX
+        };
+        let mut window = range;
+        for _ in 0..3 {
+            window = window.saturating_mul(3);
+            if window > max_window {
+                break;
+            }
+            loop {
+                let _serial = lock(&self.persisting);
+                if self.is_closed() {
+                    return Err(Error::Closed);
+                }
+                let blocks = self.blocks();
+                let Some(newest_end) = blocks.iter().map(|b| b.meta().max_time).max() else {
+                    return Ok(());
+                };
+                let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+                for b in &blocks {
+                    let start = align(b.meta().min_time, window);
+                    if b.meta().max_time <= start.saturating_add(window) {
+                        groups.entry(start).or_default().push(b.clone());
+                    }
+                }
+                let Some((start, group)) = groups
+                    .into_iter()
+                    .find(|(start, g)| g.len() >= 2 && start.saturating_add(window) <= newest_end)
+                else {
+                    break;
+                };
+                let started = Instant::now();
+                let min_t = group
+                    .iter()
+                    .map(|b| b.meta().min_time)
+                    .min()
+                    .unwrap_or(start);
+                let max_t = group
+                    .iter()
+                    .map(|b| b.meta().max_time)
+                    .max()
+                    .unwrap_or(start);
+                self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                let Some(dir) = block::compact(&self.dir, &group, min_t, max_t)? else {
+                    self.delete_blocks(&group);
+                    continue;
+                };
+                let b = Arc::new(Block::open(&dir)?);
+                info!(block = %dir.display(), sources = group.len(), elapsed = ?started.elapsed(),
+                    "compacted blocks");
+                self.add_block(b, &group);
+                for g in &group {
+                    if let Err(e) = fs::remove_dir_all(g.dir()) {
+                        warn!(block = %g.dir().display(), error = %e, "cannot delete a compacted block");
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Fsyncs the WAL if needed, without holding the WAL lock during the fsync.
@@ -277,12 +633,30 @@ impl Inner {
     }
 
     fn apply_retention(&self) -> Result<()> {
-        let (_, max_t) = self.head.time_range();
+        self.apply_size_retention();
+        let (_, head_max) = self.head.time_range();
+        let block_max = self
+            .blocks()
+            .last()
+            .map_or(i64::MIN, |b| b.meta().max_time - 1);
+        let max_t = head_max.max(block_max);
         let keep = i64::try_from(self.opts.retention.as_millis()).unwrap_or(i64::MAX);
         if keep == 0 || max_t == i64::MIN {
             return Ok(());
         }
         let min_t = max_t.saturating_sub(keep);
+        let expired: Vec<Arc<Block>> = self
+            .blocks()
+            .into_iter()
+            .filter(|b| b.meta().max_time <= min_t)
+            .collect();
+        if !expired.is_empty() {
+            info!(
+                blocks = expired.len(),
+                min_t, "deleting blocks past the retention time"
+            );
+            self.delete_blocks(&expired);
+        }
         if min_t <= self.head.min_valid_t() {
             return Ok(());
         }
@@ -675,57 +1049,122 @@ impl Appender for DbAppender {
 
 impl Queryable for Db {
     fn querier(&self, min_t: i64, max_t: i64) -> storage::Result<Box<dyn Querier>> {
+        let blocks = self
+            .inner
+            .blocks()
+            .into_iter()
+            .filter(|b| b.overlaps(min_t, max_t))
+            .collect();
         Ok(Box::new(DbQuerier {
             inner: self.inner.clone(),
+            blocks,
             min_t,
             max_t,
         }))
     }
 }
 
-/// Reads the head within `[min_t, max_t]`.
+/// Reads the blocks and the head within `[min_t, max_t]`.
 struct DbQuerier {
     inner: Arc<Inner>,
+    /// The blocks overlapping the range, oldest first (a snapshot: blocks deleted meanwhile
+    /// stay readable through their mappings).
+    blocks: Vec<Arc<Block>>,
     min_t: i64,
     max_t: i64,
 }
 
 impl DbQuerier {
     /// True if the head may hold samples in the querier's range.
-    fn overlaps(&self) -> bool {
+    fn head_overlaps(&self) -> bool {
         let (min, max) = self.inner.head.time_range();
         min <= max && min <= self.max_t && self.min_t <= max
     }
 }
 
+/// Sorted, deduplicated union of sorted string lists.
+fn merge_sorted(lists: Vec<Vec<String>>) -> Vec<String> {
+    let mut all: Vec<String> = lists.into_iter().flatten().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 impl Querier for DbQuerier {
     fn select(&self, matchers: &[Matcher], _hints: &SelectHints) -> storage::Result<SeriesSet> {
-        if !self.overlaps() {
-            return Ok(Box::new(std::iter::empty()));
-        }
         let (min_t, max_t) = (self.min_t, self.max_t);
-        let series = self.inner.head.select(matchers);
-        // Chunks are decoded lazily, as the caller iterates each series.
-        Ok(Box::new(series.into_iter().filter_map(move |s| {
-            let samples = s.iter(min_t, max_t)?;
-            Some(Series {
-                labels: s.labels.clone(),
-                samples: Box::new(samples),
-            })
-        })))
+        // (labels, source order, samples); blocks first, oldest first, then the head.
+        let mut found: Vec<(Labels, usize, Box<dyn storage::SampleIterator>)> = Vec::new();
+        for (bi, b) in self.blocks.iter().enumerate() {
+            for i in b.select(matchers)? {
+                let (labels, chunks) = b.series(i, min_t, max_t)?;
+                if let Some(it) = ChunksIterator::new(chunks, min_t, max_t) {
+                    found.push((labels, bi, Box::new(it)));
+                }
+            }
+        }
+        if self.blocks.is_empty() {
+            if !self.head_overlaps() {
+                return Ok(Box::new(std::iter::empty()));
+            }
+            // Head only: its series come sorted; chunks are decoded lazily as the caller iterates.
+            let series = self.inner.head.select(matchers);
+            return Ok(Box::new(series.into_iter().filter_map(move |s| {
+                let samples = s.iter(min_t, max_t)?;
+                Some(Series {
+                    labels: s.labels.clone(),
+                    samples: Box::new(samples),
+                })
+            })));
+        }
+        if self.head_overlaps() {
+            let head_order = self.blocks.len();
+            for s in self.inner.head.select(matchers) {
+                if let Some(it) = s.iter(min_t, max_t) {
+                    found.push((s.labels.clone(), head_order, Box::new(it)));
+                }
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut out: Vec<Series> = Vec::new();
+        let mut group: Vec<Box<dyn storage::SampleIterator>> = Vec::new();
+        let mut iter = found.into_iter().peekable();
+        while let Some((labels, _, it)) = iter.next() {
+            group.push(it);
+            if iter.peek().is_some_and(|(next, _, _)| *next == labels) {
+                continue;
+            }
+            let samples: Box<dyn storage::SampleIterator> = if group.len() == 1 {
+                group
+                    .pop()
+                    .unwrap_or_else(|| Box::new(storage::VecSampleIterator::new(Vec::new())))
+            } else {
+                Box::new(MergeIterator::new(std::mem::take(&mut group)))
+            };
+            out.push(Series { labels, samples });
+        }
+        Ok(Box::new(out.into_iter()))
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> storage::Result<Vec<String>> {
-        if !self.overlaps() {
-            return Ok(Vec::new());
+        let mut lists = Vec::new();
+        for b in &self.blocks {
+            lists.push(b.label_names(matchers)?);
         }
-        Ok(self.inner.head.label_names(matchers))
+        if self.head_overlaps() {
+            lists.push(self.inner.head.label_names(matchers));
+        }
+        Ok(merge_sorted(lists))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> storage::Result<Vec<String>> {
-        if !self.overlaps() {
-            return Ok(Vec::new());
+        let mut lists = Vec::new();
+        for b in &self.blocks {
+            lists.push(b.label_values(name, matchers)?);
         }
-        Ok(self.inner.head.label_values(name, matchers))
+        if self.head_overlaps() {
+            lists.push(self.inner.head.label_values(name, matchers));
+        }
+        Ok(merge_sorted(lists))
     }
 }

@@ -5,6 +5,11 @@
 //! <dir>/wal/00000000             WAL segments, numbered without gaps in normal operation
 //! <dir>/wal/checkpoint.00000041  series of all segments up to and including 41 (deleted segments)
 //! <dir>/wal/*.tmp                a checkpoint being written; deleted on open
+//! <dir>/b-<min>-<max>/meta.json  a persisted block: its time range, statistics and sources
+//! <dir>/b-<min>-<max>/index      its label index (symbols, series, postings)
+//! <dir>/b-<min>-<max>/chunks     its compressed chunks
+//! <dir>/b-*.tmp/                 a block being written; deleted on open
+//! <dir>/quarantine/b-*/          blocks found damaged at open, moved aside, never read again
 //! ```
 //! The byte layouts are documented in `tsdb/docs/format.md`.
 
@@ -16,6 +21,46 @@ pub const WAL_DIR: &str = "wal";
 pub const CHECKPOINT_PREFIX: &str = "checkpoint.";
 /// Suffix of files being written (renamed into place once complete and fsynced).
 pub const TMP_SUFFIX: &str = ".tmp";
+/// Prefix of block directory names.
+pub const BLOCK_PREFIX: &str = "b-";
+/// A block's metadata file (JSON).
+pub const BLOCK_META: &str = "meta.json";
+/// A block's index file.
+pub const BLOCK_INDEX: &str = "index";
+/// A block's chunk file.
+pub const BLOCK_CHUNKS: &str = "chunks";
+/// Where damaged blocks are moved.
+pub const QUARANTINE_DIR: &str = "quarantine";
+/// Magic number at the start of a block's index file ("PHXI").
+pub const INDEX_MAGIC: u32 = 0x5048_5849;
+/// Magic number at the start of a block's chunk file ("PHCK").
+pub const CHUNKS_MAGIC: u32 = 0x5048_434B;
+/// Version byte of the index and chunk file formats (after the magic number).
+pub const BLOCK_FORMAT_VERSION: u8 = 1;
+
+/// The directory name of a block covering `[min_t, max_t)`: both bounds as 16 hex digits with the
+/// sign bit flipped, so names sort by time.
+pub fn block_name(min_t: i64, max_t: i64) -> String {
+    let key = |t: i64| (t as u64) ^ (1 << 63);
+    format!("{BLOCK_PREFIX}{:016x}-{:016x}", key(min_t), key(max_t))
+}
+
+/// True if `name` is a block directory's name (not a temporary one).
+pub fn is_block_name(name: &str) -> bool {
+    name.len() == BLOCK_PREFIX.len() + 33
+        && name.starts_with(BLOCK_PREFIX)
+        && name[BLOCK_PREFIX.len()..]
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| {
+                if i == 16 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_hexdigit()
+                }
+            })
+}
+
 /// Digits of a segment number in file names (more are allowed once numbers outgrow them).
 const SEGMENT_DIGITS: usize = 8;
 
@@ -61,5 +106,13 @@ mod tests {
         assert_eq!(checkpoint_name(41), "checkpoint.00000041");
         assert_eq!(parse_checkpoint_name("checkpoint.00000041"), Some(41));
         assert_eq!(parse_checkpoint_name("checkpoint.00000041.tmp"), None);
+        assert_eq!(
+            block_name(0, 7_200_000),
+            "b-8000000000000000-80000000006ddd00"
+        );
+        assert_eq!(block_name(-1, 0), "b-7fffffffffffffff-8000000000000000");
+        assert!(is_block_name(&block_name(-5, 9)));
+        assert!(!is_block_name("b-8000000000000000-80000000006ddd00.tmp"));
+        assert!(!is_block_name("wal"));
     }
 }

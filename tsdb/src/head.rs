@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 use pharos_model::storage;
 use pharos_model::{Labels, MatchOp, Matcher, Sample};
 
+use crate::chunk::Encoding;
 use crate::chunk::{Decoder, Encoder, SAMPLES_PER_CHUNK};
-use crate::iter::{ChunkRef, ChunksIterator};
+use crate::iter::{ChunkBytes, ChunkRef, ChunksIterator};
 
 /// Locks a mutex; a panic elsewhere while holding it leaves data that is still consistent for
 /// our purposes (every mutation completes before any fallible step), so poisoning is ignored.
@@ -126,14 +127,16 @@ impl SeriesData {
             .filter(|c| c.max_t >= min_t && c.min_t <= max_t)
             .map(|c| ChunkRef {
                 max_t: c.max_t,
-                bytes: c.bytes.clone(),
+                encoding: Encoding::Xor,
+                bytes: ChunkBytes::Heap(c.bytes.clone()),
             })
             .collect();
         let o = &self.open;
         if o.count() > 0 && o.max_t() >= min_t && o.min_t() <= max_t {
             out.push(ChunkRef {
                 max_t: o.max_t(),
-                bytes: o.bytes().into(),
+                encoding: Encoding::Xor,
+                bytes: ChunkBytes::Heap(o.bytes().into()),
             });
         }
         out
@@ -236,7 +239,7 @@ fn insert_sorted(list: &mut Vec<u64>, r: u64) {
     }
 }
 
-fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+pub(crate) fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
@@ -252,7 +255,7 @@ fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
     out
 }
 
-fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
+pub(crate) fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
     let mut j = 0;
     let mut out = Vec::with_capacity(a.len());
     for &x in a {
@@ -266,7 +269,7 @@ fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
     out
 }
 
-fn union(lists: Vec<&Vec<u64>>) -> Vec<u64> {
+pub(crate) fn union(lists: Vec<&Vec<u64>>) -> Vec<u64> {
     match lists.len() {
         0 => Vec::new(),
         1 => lists[0].clone(),
@@ -281,7 +284,7 @@ fn union(lists: Vec<&Vec<u64>>) -> Vec<u64> {
 
 /// The alternatives of a regex that is only literal text separated by `|` (`a|b|c`), which the
 /// postings answer directly without running the regex over every value.
-fn literal_alternatives(re: &str) -> Option<Vec<&str>> {
+pub(crate) fn literal_alternatives(re: &str) -> Option<Vec<&str>> {
     const META: &[char] = &[
         '\\', '.', '+', '*', '?', '(', ')', '[', ']', '{', '}', '^', '$',
     ];
@@ -643,6 +646,11 @@ impl Head {
             self.min_t.load(Ordering::Relaxed),
             self.max_t.load(Ordering::Relaxed),
         )
+    }
+
+    /// Refuses appends older than `t` from now on.
+    pub fn raise_min_valid_t(&self, t: i64) {
+        self.min_valid_t.fetch_max(t, Ordering::Relaxed);
     }
 
     pub fn min_valid_t(&self) -> i64 {

@@ -6,13 +6,58 @@ use std::sync::Arc;
 use pharos_model::Sample;
 use pharos_model::storage::SampleIterator;
 
-use crate::chunk::Decoder;
+use crate::chunk::{self, Decoder, Encoding};
+use crate::mmap::MappedSlice;
+
+/// Where a chunk's bytes live: the head's memory or a block's mapped chunk file.
+#[derive(Debug, Clone)]
+pub(crate) enum ChunkBytes {
+    Heap(Arc<[u8]>),
+    Mapped(MappedSlice),
+}
+
+impl AsRef<[u8]> for ChunkBytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            ChunkBytes::Heap(b) => b,
+            ChunkBytes::Mapped(m) => m.as_ref(),
+        }
+    }
+}
 
 /// One chunk of a series with its time range.
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkRef {
     pub max_t: i64,
-    pub bytes: Arc<[u8]>,
+    pub encoding: Encoding,
+    pub bytes: ChunkBytes,
+}
+
+/// Decodes one chunk sample by sample (XOR) or all at once (other encodings).
+#[derive(Debug)]
+enum ChunkDecoder {
+    Xor(Decoder<ChunkBytes>),
+    Buffered(std::vec::IntoIter<Sample>),
+}
+
+impl ChunkDecoder {
+    fn new(c: &ChunkRef) -> crate::Result<Self> {
+        match c.encoding {
+            Encoding::Xor => Ok(ChunkDecoder::Xor(Decoder::new(c.bytes.clone())?)),
+            enc => {
+                let mut out = Vec::new();
+                chunk::decode_into(enc, c.bytes.as_ref(), &mut out)?;
+                Ok(ChunkDecoder::Buffered(out.into_iter()))
+            }
+        }
+    }
+
+    fn next_sample(&mut self) -> crate::Result<Option<Sample>> {
+        match self {
+            ChunkDecoder::Xor(d) => d.next_sample(),
+            ChunkDecoder::Buffered(it) => Ok(it.next()),
+        }
+    }
 }
 
 /// Iterates the samples with `min_t <= t <= max_t` of chunks in time order.
@@ -21,7 +66,7 @@ pub(crate) struct ChunksIterator {
     chunks: Vec<ChunkRef>,
     /// Index of the chunk being decoded.
     ci: usize,
-    dec: Option<Decoder<Arc<[u8]>>>,
+    dec: Option<ChunkDecoder>,
     min_t: i64,
     max_t: i64,
     /// Decoded but not yet returned (by [`ChunksIterator::new`]'s look-ahead).
@@ -55,10 +100,10 @@ impl ChunksIterator {
             let chunk = self.chunks.get(self.ci)?;
             let dec = match &mut self.dec {
                 Some(d) => d,
-                None => match Decoder::new(chunk.bytes.clone()) {
+                None => match ChunkDecoder::new(chunk) {
                     Ok(d) => self.dec.insert(d),
                     Err(e) => {
-                        tracing::error!(error = %e, "cannot decode a head chunk");
+                        tracing::error!(error = %e, "cannot decode a chunk");
                         self.next_chunk();
                         continue;
                     }
@@ -74,7 +119,7 @@ impl ChunksIterator {
                 Ok(Some(s)) => return Some(s),
                 Ok(None) => self.next_chunk(),
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot decode a head chunk");
+                    tracing::error!(error = %e, "cannot decode a chunk");
                     self.next_chunk();
                 }
             }
@@ -133,6 +178,86 @@ impl SampleIterator for ChunksIterator {
     }
 }
 
+/// Merges the sample iterators of one series from several sources (blocks, head) in time order;
+/// a timestamp present in several sources yields the sample of the first of them.
+pub(crate) struct MergeIterator {
+    its: Vec<Box<dyn SampleIterator>>,
+    /// Each iterator's current sample (`None`: exhausted); filled on first use.
+    heads: Vec<Option<Sample>>,
+    started: bool,
+    cur: Option<Sample>,
+    done: bool,
+}
+
+impl MergeIterator {
+    /// Merges `its` (in priority order).
+    pub fn new(its: Vec<Box<dyn SampleIterator>>) -> Self {
+        let heads = vec![None; its.len()];
+        Self {
+            its,
+            heads,
+            started: false,
+            cur: None,
+            done: false,
+        }
+    }
+
+    fn start(&mut self) {
+        if !self.started {
+            self.started = true;
+            for (it, h) in self.its.iter_mut().zip(&mut self.heads) {
+                *h = it.next();
+            }
+        }
+    }
+
+    /// Takes the smallest head and advances every iterator positioned at its timestamp.
+    fn pop(&mut self) -> Option<Sample> {
+        let min = self.heads.iter().flatten().map(|s| s.t).min()?;
+        let mut out = None;
+        for (it, h) in self.its.iter_mut().zip(&mut self.heads) {
+            if let Some(s) = *h
+                && s.t == min
+            {
+                out.get_or_insert(s);
+                *h = it.next();
+            }
+        }
+        out
+    }
+}
+
+impl SampleIterator for MergeIterator {
+    fn next(&mut self) -> Option<Sample> {
+        if self.done {
+            return None;
+        }
+        self.start();
+        let s = self.pop();
+        match s {
+            Some(_) => self.cur = s,
+            None => self.done = true,
+        }
+        s
+    }
+
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        if self.done {
+            return None;
+        }
+        if let Some(c) = self.cur.filter(|c| c.t >= t) {
+            return Some(c);
+        }
+        self.start();
+        for (it, h) in self.its.iter_mut().zip(&mut self.heads) {
+            if h.is_some_and(|s| s.t < t) {
+                *h = it.seek(t);
+            }
+        }
+        self.next()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,7 +274,8 @@ mod tests {
                 }
                 ChunkRef {
                     max_t: e.max_t(),
-                    bytes: e.into_bytes().into(),
+                    encoding: Encoding::Xor,
+                    bytes: ChunkBytes::Heap(e.into_bytes().into()),
                 }
             })
             .collect()
@@ -200,5 +326,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn merge_dedups_and_seeks() {
+        let v = |ts: &[i64], v: f64| -> Box<dyn SampleIterator> {
+            Box::new(VecSampleIterator::new(
+                ts.iter().map(|&t| Sample { t, v }).collect(),
+            ))
+        };
+        let mut m = MergeIterator::new(vec![v(&[1, 3, 5], 1.0), v(&[2, 3, 6], 2.0), v(&[], 3.0)]);
+        let got: Vec<(i64, f64)> = std::iter::from_fn(|| m.next())
+            .map(|s| (s.t, s.v))
+            .collect();
+        assert_eq!(got, vec![(1, 1.0), (2, 2.0), (3, 1.0), (5, 1.0), (6, 2.0)]);
+        assert_eq!(m.seek(0), None);
+        let mut m = MergeIterator::new(vec![v(&[1, 3, 5], 1.0), v(&[2, 4, 6], 2.0)]);
+        assert_eq!(m.seek(4).map(|s| s.t), Some(4));
+        assert_eq!(m.seek(2).map(|s| s.t), Some(4));
+        assert_eq!(m.next().map(|s| s.t), Some(5));
+        assert_eq!(m.seek(7), None);
+        assert_eq!(m.next(), None);
     }
 }

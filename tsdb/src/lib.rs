@@ -26,15 +26,19 @@
 //! db.close().unwrap();
 //! ```
 //!
-//! Not yet here: persisted blocks, compaction and memory-mapped chunks. The head's chunks carry an
-//! [`chunk::Encoding`] so blocks can add encodings later.
+//! Samples older than 1.5 block ranges (default 2 h) are cut from the head into immutable
+//! [`block`]s: chunk and index files memory-mapped read-only (`unsafe` lives only in the private
+//! `mmap` module), merged by compaction and deleted by retention (time and size). Queries merge
+//! blocks and head. Damaged blocks are moved to `quarantine/` at open, the rest is served.
 
+pub mod block;
 pub mod chunk;
 mod db;
 mod error;
 pub mod files;
 mod head;
 mod iter;
+mod mmap;
 mod varint;
 pub mod wal;
 

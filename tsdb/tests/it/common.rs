@@ -13,6 +13,7 @@ pub fn opts(segment_size: u64) -> Options {
         retention: Duration::ZERO,
         wal_segment_size: segment_size,
         fsync_interval: Duration::ZERO,
+        ..Options::default()
     }
 }
 

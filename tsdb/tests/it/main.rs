@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod append;
-mod bench;
+mod blocks;
 mod common;
 mod kill;
 mod matchers;
