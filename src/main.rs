@@ -66,6 +66,11 @@ pub struct ServerArgs {
     #[arg(long = "storage.tsdb.retention.time", value_name = "DURATION", default_value = "15d",
           value_parser = parse_retention)]
     pub retention: std::time::Duration,
+    /// Maximum bytes of storage blocks and WAL to keep (e.g. 512MB, 10GB; 0 = no limit); the
+    /// oldest blocks are deleted first.
+    #[arg(long = "storage.tsdb.retention.size", value_name = "SIZE", default_value = "0",
+          value_parser = parse_size)]
+    pub retention_size: u64,
     /// Address to listen on for the HTTP API, the dashboard and Pharos' own /metrics.
     #[arg(
         long = "web.listen-address",
@@ -102,6 +107,42 @@ pub struct ExporterArgs {
     /// rootfs mountpoint (the host's / when run in a container, e.g. /host).
     #[arg(long = "path.rootfs", value_name = "DIR", default_value = "/")]
     pub rootfs: PathBuf,
+    /// cgroup mount root read by the container collector (default: <path.sysfs>/fs/cgroup).
+    #[arg(long = "path.cgroupfs", value_name = "DIR")]
+    pub cgroupfs: Option<PathBuf>,
+    /// Where the container collector gets pod and container names: `kubelet` (runtime bundles
+    /// and kubelet log directories under --path.rootfs), `none`, or a PodList JSON file or
+    /// http:// URL (the kubelet's read-only port /pods, or the API server via kubectl proxy).
+    #[arg(
+        long = "collector.container.metadata",
+        value_name = "SOURCE",
+        default_value = "kubelet"
+    )]
+    pub container_metadata: pharos_exporters::pod::metadata::Source,
+}
+
+/// A byte size with Prometheus' units (B, KB, MB, GB, TB, PB, EB; powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let shift = match unit {
+        "" | "B" => 0,
+        "KB" => 10,
+        "MB" => 20,
+        "GB" => 30,
+        "TB" => 40,
+        "PB" => 50,
+        "EB" => 60,
+        _ => {
+            return Err(format!(
+                "invalid size unit {unit:?} (use B, KB, MB, GB, TB, PB, EB)"
+            ));
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
 fn parse_retention(s: &str) -> Result<std::time::Duration, String> {

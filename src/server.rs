@@ -109,12 +109,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let path = args.tsdb_path.clone();
     // The storage applies time retention itself (after replay and every minute).
     let retention = args.retention;
+    let retention_size = args.retention_size;
     tracing::info!(path = %path.display(), "opening storage");
     let db = tokio::task::spawn_blocking(move || {
         Db::open(
             &path,
             pharos_tsdb::Options {
                 retention,
+                retention_size,
                 ..Default::default()
             },
         )
@@ -182,6 +184,8 @@ pub async fn run_exporter(
         sysfs: args.sysfs,
         rootfs: args.rootfs,
         collectors,
+        cgroupfs: args.cgroupfs,
+        metadata: args.container_metadata,
     };
     let exporter = Arc::new(Exporter::new(opts));
     tracing::info!(address = %local_addr(&listener, &args.web_listen_address), "serving node exporter metrics");

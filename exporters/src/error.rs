@@ -32,6 +32,14 @@ pub enum Error {
         /// Why nothing was found.
         msg: String,
     },
+    /// Some metrics could not be read; the rest of the collector's output is still served.
+    #[error("{failed} metric reads failed, the first: {first}")]
+    Partial {
+        /// How many reads failed.
+        failed: usize,
+        /// The first failure.
+        first: Box<Error>,
+    },
 }
 
 impl Error {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use pharos_model::expfmt::{MetricFamily, MetricType, write_text};
 
-use crate::{Result, node};
+use crate::{Result, node, pod};
 
 /// Where to read from and which collectors to run.
 #[derive(Debug, Clone)]
@@ -24,6 +24,11 @@ pub struct Options {
     /// use their default (all of them are enabled by default). Unknown names are ignored with a
     /// warning.
     pub collectors: BTreeMap<String, bool>,
+    /// The cgroup mount root read by the `container` collector; `None` means
+    /// `<sysfs>/fs/cgroup`.
+    pub cgroupfs: Option<PathBuf>,
+    /// Where the `container` collector finds pod and container names.
+    pub metadata: pod::metadata::Source,
 }
 
 impl Default for Options {
@@ -33,6 +38,8 @@ impl Default for Options {
             sysfs: PathBuf::from("/sys"),
             rootfs: PathBuf::from("/"),
             collectors: BTreeMap::new(),
+            cgroupfs: None,
+            metadata: pod::metadata::Source::default(),
         }
     }
 }
@@ -43,7 +50,7 @@ impl Options {
         self.collectors
             .get(name)
             .copied()
-            .unwrap_or_else(|| node::enabled_by_default(name))
+            .unwrap_or_else(|| node::enabled_by_default(name) || pod::NAMES.contains(&name))
     }
 }
 
@@ -53,7 +60,8 @@ pub trait Collector: Send {
     /// `collector` label of `node_scrape_collector_*`.
     fn name(&self) -> &'static str;
     /// Appends this scrape's families to `out`. On error the exporter discards whatever this
-    /// call appended and reports `node_scrape_collector_success 0`.
+    /// call appended and reports `node_scrape_collector_success 0`, except for
+    /// [`Error::Partial`](crate::Error::Partial), whose output is kept.
     fn collect(&mut self, out: &mut Vec<MetricFamily>) -> Result<()>;
 }
 
@@ -79,7 +87,7 @@ impl Exporter {
         let collectors = Self::collector_names()
             .iter()
             .filter(|name| opts.enabled(name))
-            .filter_map(|name| node::build(name, &opts))
+            .filter_map(|name| node::build(name, &opts).or_else(|| pod::build(name, &opts)))
             .collect();
         Self::with_collectors(collectors)
     }
@@ -93,7 +101,13 @@ impl Exporter {
 
     /// Names of every collector this crate knows, for `--collector.<name>` flags.
     pub fn collector_names() -> &'static [&'static str] {
-        node::NAMES
+        static ALL: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+            let mut all: Vec<&'static str> =
+                node::NAMES.iter().chain(pod::NAMES).copied().collect();
+            all.sort_unstable();
+            all
+        });
+        &ALL
     }
 
     /// Runs every collector and returns their families sorted by name (samples sorted by labels),
@@ -127,6 +141,12 @@ impl Exporter {
                 Ok(()) => {
                     all.append(&mut out);
                     1.0
+                }
+                Err(e @ crate::Error::Partial { .. }) => {
+                    // Logged metric by metric already; keep what was read.
+                    tracing::debug!(collector = name, error = %e, "collector partly failed");
+                    all.append(&mut out);
+                    0.0
                 }
                 Err(e) if e.is_not_found() => {
                     tracing::debug!(collector = name, error = %e, "collector failed");

@@ -7,8 +7,9 @@
 //! collectors, adds `node_scrape_collector_duration_seconds` and `node_scrape_collector_success`
 //! for each, and renders the Prometheus text format; [`router`] serves it over HTTP.
 //!
-//! Layout: [`node`] holds one module per node collector; a `pod` module (cgroup metrics) can sit
-//! next to it and register its collectors in [`Exporter::new`] the same way.
+//! Layout: [`node`] holds one module per node collector; [`pod`] holds the `container` collector,
+//! which reports cAdvisor's `container_*` metrics per cgroup (cgroups v1, v2 or hybrid) with the
+//! kubelet's `namespace`, `pod`, `container`, `id`, `image` and `name` labels.
 //!
 //! ```no_run
 //! use pharos_exporters::{Exporter, Options};
@@ -23,6 +24,7 @@ mod error;
 mod exporter;
 mod http;
 pub mod node;
+pub mod pod;
 
 pub use error::{Error, Result};
 pub use exporter::{Collector, Exporter, Options};

@@ -15,7 +15,7 @@ fn fixtures() -> Options {
         procfs: root.join("proc"),
         sysfs: root.join("sys"),
         rootfs: root.join("root"),
-        collectors: Default::default(),
+        ..Options::default()
     }
 }
 
@@ -504,7 +504,7 @@ fn missing_files_report_failure() {
         procfs: dir.path().join("proc"),
         sysfs: dir.path().join("sys"),
         rootfs: dir.path().join("root"),
-        collectors: Default::default(),
+        ..Options::default()
     };
     let exporter = Exporter::new(opts);
     let text = exporter.render();
