@@ -20,10 +20,15 @@ pub struct Config {
     /// The scrape jobs.
     #[serde(default)]
     pub scrape_configs: Vec<ScrapeConfig>,
-    /// Rule file globs. Accepted for compatibility with prometheus.yml; rule evaluation is not
-    /// built yet, so a non-empty list is reported at load.
+    /// Rule file globs (relative to the config file's directory), evaluated by the rule manager.
     #[serde(default)]
     pub rule_files: Vec<String>,
+    /// Where alerts are sent (Alertmanagers).
+    #[serde(default)]
+    pub alerting: pharos_query::notifier::AlertingConfig,
+    /// Where to send appended samples (remote write 1.0).
+    #[serde(default)]
+    pub remote_write: Vec<pharos_collector::remote::RemoteWriteConfig>,
 }
 
 /// Where the configuration came from, kept for reloads and `/api/v1/status/config`.
@@ -63,6 +68,11 @@ pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Config> {
         )
     })?;
     pharos_collector::config::validate_all(&cfg.global, &cfg.scrape_configs)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?;
+    cfg.alerting
+        .endpoints()
+        .map_err(|e| anyhow::anyhow!("{}: alerting: {e}", origin.display()))?;
+    pharos_collector::remote::validate_all(&cfg.remote_write)
         .map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?;
     Ok(cfg)
 }

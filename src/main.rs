@@ -7,7 +7,11 @@
 //!
 //! This file holds the command line; `server.rs` wires the crates together.
 
+mod cmd_check;
+mod cmd_query;
 mod config;
+mod remote_wiring;
+mod rules_wiring;
 mod selfmetrics;
 mod server;
 
@@ -41,6 +45,14 @@ enum Command {
     Server(ServerArgs),
     /// Run only the node exporter (for a DaemonSet on every node), serving /metrics.
     Exporter(ExporterArgs),
+    /// Check rule and configuration files (as promtool check).
+    #[command(subcommand)]
+    Check(cmd_check::CheckCommand),
+    /// Run rule unit tests (as promtool test).
+    #[command(subcommand)]
+    Test(cmd_check::TestCommand),
+    /// Evaluate a PromQL expression against a server or a data directory and print a table.
+    Query(cmd_query::QueryArgs),
 }
 
 /// Logging flags, accepted by every command.
@@ -85,6 +97,19 @@ pub struct ServerArgs {
         default_value = "127.0.0.1:9100"
     )]
     pub exporter_listen_address: String,
+    /// Accept remote-write requests (protobuf + snappy) at POST /api/v1/write.
+    #[arg(long = "web.enable-remote-write-receiver")]
+    pub enable_remote_write_receiver: bool,
+    /// Enable the admin endpoints under /api/v1/admin/ (as Prometheus' flag of the same name).
+    #[arg(long = "web.enable-admin-api")]
+    pub enable_admin_api: bool,
+    /// Maximum number of queries evaluated at once; further queries wait in a queue.
+    #[arg(long = "query.max-concurrency", value_name = "N", default_value_t = 20)]
+    pub query_max_concurrency: usize,
+    /// Maximum time a query may take before it is aborted (a Prometheus duration).
+    #[arg(long = "query.timeout", value_name = "DURATION", default_value = "2m",
+          value_parser = parse_retention)]
+    pub query_timeout: std::time::Duration,
 }
 
 /// Flags of `pharos exporter`, named after node_exporter's. `--collector.<name>` and
@@ -198,6 +223,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => runtime.block_on(server::run(cli.server)),
         Some(Command::Server(args)) => runtime.block_on(server::run(args)),
+        Some(Command::Query(args)) => runtime.block_on(cmd_query::run(args)),
+        Some(Command::Check(c)) => cmd_check::check(c),
+        Some(Command::Test(c)) => cmd_check::test(c),
         Some(Command::Exporter(args)) => {
             let sub = matches.subcommand_matches("exporter");
             let collectors = pharos_exporters::Exporter::collector_names()

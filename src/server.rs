@@ -34,6 +34,8 @@ use crate::{ExporterArgs, ServerArgs};
 struct Running {
     db: Arc<Db>,
     scrapes: Arc<ScrapeManager>,
+    remote: Arc<crate::remote_wiring::Remote>,
+    rules: Arc<crate::rules_wiring::Rules>,
     source: Source,
     config_yaml: Arc<RwLock<String>>,
     start_time_s: f64,
@@ -83,12 +85,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         )),
     };
     let (cfg, cfg_text) = source.load()?;
-    if !cfg.rule_files.is_empty() {
-        tracing::warn!(
-            rule_files = ?cfg.rule_files,
-            "rule_files are accepted but rule evaluation is not implemented yet"
-        );
-    }
 
     let shell = Shell::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -126,7 +122,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     .with_context(|| format!("cannot open storage at {}", args.tsdb_path.display()))?;
     let db = Arc::new(db);
 
-    let scrapes = ScrapeManager::new(db.clone());
+    let remote = Arc::new(crate::remote_wiring::Remote::start(
+        db.clone(),
+        &cfg,
+        args.enable_remote_write_receiver,
+    )?);
+    let rules = Arc::new(crate::rules_wiring::Rules::start(
+        db.clone(),
+        remote.appendable(),
+        &cfg,
+        &source,
+        format!("http://{}", config::scrape_address(&web_addr)),
+    )?);
+    let scrapes = ScrapeManager::new(remote.appendable());
     scrapes
         .apply(&cfg.global, &cfg.scrape_configs)
         .context("cannot apply the scrape configuration")?;
@@ -134,6 +142,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let running = Arc::new(Running {
         db: db.clone(),
         scrapes: scrapes.clone(),
+        remote: remote.clone(),
+        rules: rules.clone(),
         source,
         config_yaml: Arc::new(RwLock::new(cfg_text)),
         start_time_s,
@@ -150,6 +160,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("received shutdown signal, stopping scrapes");
     scrapes.stop().await;
+    rules.stop().await;
+    remote.stop().await;
     let _ = stop_tx.send(true);
     for t in [Some(http), exporter_task].into_iter().flatten() {
         if let Ok(Err(e)) = t.await {
@@ -248,7 +260,10 @@ async fn forward(State(shell): State<Shell>, req: Request<Body>) -> Response {
 
 /// The application: API, dashboard, own metrics, reload.
 fn app_router(running: Arc<Running>, args: &ServerArgs) -> Router {
-    let engine = Arc::new(Engine::new(EngineOptions::default()));
+    let engine = Arc::new(Engine::new(EngineOptions {
+        timeout: args.query_timeout,
+        ..EngineOptions::default()
+    }));
     let mut flags = BTreeMap::new();
     flags.insert(
         "config.file".to_string(),
@@ -273,25 +288,52 @@ fn app_router(running: Arc<Running>, args: &ServerArgs) -> Router {
         "exporter.listen-address".to_string(),
         args.exporter_listen_address.clone(),
     );
+    flags.insert(
+        "web.enable-admin-api".to_string(),
+        args.enable_admin_api.to_string(),
+    );
+    flags.insert(
+        "query.max-concurrency".to_string(),
+        args.query_max_concurrency.to_string(),
+    );
+    flags.insert(
+        "query.timeout".to_string(),
+        pharos_model::api::format_duration(args.query_timeout.as_millis() as i64),
+    );
     let api = pharos_query::api::router(pharos_query::api::ApiState {
         queryable: running.db.clone(),
         engine: engine.clone(),
         targets: running.scrapes.clone(),
         build: pharos_query::api::BuildInfo::default(),
         config_yaml: running.config_yaml.clone(),
-        flags,
+        flags: flags.clone(),
         start_time_ms: (running.start_time_s * 1000.0) as i64,
+        rules: Some(running.rules.provider()),
     });
     let dashboard = pharos_dashboard::router(Arc::new(LocalSource {
         db: running.db.clone(),
         engine,
         scrapes: running.scrapes.clone(),
+        flags,
+        config_yaml: running.config_yaml.clone(),
+        start_time_s: running.start_time_s,
     }));
+    let remote = running.remote.router();
     let own = Router::new()
         .route("/metrics", get(own_metrics))
-        .route("/-/reload", post(reload_handler).put(reload_handler))
+        .route(
+            "/-/reload",
+            post(reload_handler).put(reload_handler).fallback(|| async {
+                // Prometheus' answer to other methods, byte for byte.
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "Only POST or PUT requests allowed",
+                )
+            }),
+        )
         .with_state(running);
-    api.merge(dashboard).merge(own)
+    api.merge(dashboard).merge(own).merge(remote)
 }
 
 async fn own_metrics(State(running): State<Arc<Running>>) -> Response {
@@ -343,6 +385,8 @@ fn gather_own(running: &Running) -> String {
         st.wal_corruptions_total as f64,
     );
     s.families.extend(running.scrapes.stats().families());
+    s.families.extend(running.remote.families());
+    s.families.extend(running.rules.families());
     s.render(running.start_time_s)
 }
 
@@ -360,10 +404,12 @@ async fn reload_handler(State(running): State<Arc<Running>>) -> Response {
 /// Re-reads the configuration and applies it; on error the running configuration stays.
 fn reload(running: &Running) -> anyhow::Result<()> {
     let result = running.source.load().and_then(|(cfg, text)| {
+        running.rules.apply(&cfg)?;
         running
             .scrapes
             .apply(&cfg.global, &cfg.scrape_configs)
             .context("cannot apply the scrape configuration")?;
+        running.remote.apply(&cfg)?;
         if let Ok(mut y) = running.config_yaml.write() {
             *y = text;
         }
@@ -429,9 +475,46 @@ struct LocalSource {
     db: Arc<Db>,
     engine: Arc<Engine>,
     scrapes: Arc<ScrapeManager>,
+    flags: BTreeMap<String, String>,
+    config_yaml: Arc<RwLock<String>>,
+    start_time_s: f64,
 }
 
 impl DataSource for LocalSource {
+    fn status(&self) -> pharos_dashboard::StatusInfo {
+        let st = self.db.stats();
+        let kv = |k: &str, v: String| (k.to_string(), v);
+        pharos_dashboard::StatusInfo {
+            sections: vec![
+                (
+                    "Build".into(),
+                    vec![kv("version", env!("CARGO_PKG_VERSION").into())],
+                ),
+                (
+                    "Runtime".into(),
+                    vec![kv(
+                        "start time",
+                        pharos_model::api::format_rfc3339((self.start_time_s * 1000.0) as i64),
+                    )],
+                ),
+                (
+                    "Storage".into(),
+                    vec![
+                        kv("head series", st.head_series.to_string()),
+                        kv("head samples", st.head_samples.to_string()),
+                        kv("WAL segments", st.wal_segments.to_string()),
+                        kv("WAL bytes", st.wal_bytes.to_string()),
+                    ],
+                ),
+                (
+                    "Flags".into(),
+                    self.flags.iter().map(|(k, v)| kv(k, v.clone())).collect(),
+                ),
+            ],
+            config_yaml: self.config_yaml.read().ok().map(|c| c.clone()),
+        }
+    }
+
     fn query_range(
         &self,
         expr: &str,

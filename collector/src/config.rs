@@ -17,6 +17,9 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::auth::{Authorization, BasicAuth, HttpClientConfig, TlsConfig};
+use crate::discovery::file::FileSdConfig;
+use crate::discovery::kubernetes::KubernetesSdConfig;
 use crate::relabel::RelabelConfig;
 use crate::{Error, Result};
 
@@ -231,9 +234,46 @@ pub struct ScrapeConfig {
     /// Fail a scrape whose uncompressed body is larger (0: no limit).
     #[serde(default)]
     pub body_size_limit: ByteSize,
+    /// Fail a scrape with a series of more labels than this, `__name__` included (0: no limit).
+    #[serde(default)]
+    pub label_limit: u64,
+    /// Fail a scrape with a label name longer than this (0: no limit).
+    #[serde(default)]
+    pub label_name_length_limit: u64,
+    /// Fail a scrape with a label value longer than this (0: no limit).
+    #[serde(default)]
+    pub label_value_length_limit: u64,
+    /// Fail every scrape of the pool while it has more targets than this after relabeling (0: no
+    /// limit).
+    #[serde(default)]
+    pub target_limit: u64,
+    /// `basic_auth` for scrapes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// `authorization` for scrapes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    /// Legacy bearer token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bearer_token: String,
+    /// Legacy bearer token file.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bearer_token_file: String,
+    /// `tls_config` (https targets need an HTTP client built with TLS support).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
+    /// Follow redirects (true).
+    #[serde(default = "default_true")]
+    pub follow_redirects: bool,
     /// Statically listed targets.
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
+    /// Targets read from files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Targets discovered from the Kubernetes API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
     /// Relabeling of targets before scraping.
     #[serde(default)]
     pub relabel_configs: Vec<RelabelConfig>,
@@ -256,10 +296,41 @@ impl ScrapeConfig {
             honor_timestamps: true,
             sample_limit: 0,
             body_size_limit: ByteSize(0),
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+            target_limit: 0,
+            basic_auth: None,
+            authorization: None,
+            bearer_token: String::new(),
+            bearer_token_file: String::new(),
+            tls_config: None,
+            follow_redirects: true,
             static_configs: Vec::new(),
+            file_sd_configs: Vec::new(),
+            kubernetes_sd_configs: Vec::new(),
             relabel_configs: Vec::new(),
             metric_relabel_configs: Vec::new(),
         }
+    }
+
+    /// The HTTP client part (authentication, TLS, redirects).
+    pub fn http(&self) -> HttpClientConfig {
+        HttpClientConfig {
+            basic_auth: self.basic_auth.clone(),
+            authorization: self.authorization.clone(),
+            bearer_token: self.bearer_token.clone(),
+            bearer_token_file: self.bearer_token_file.clone(),
+            tls_config: self.tls_config.clone(),
+            follow_redirects: self.follow_redirects,
+        }
+    }
+
+    /// True if `other` discovers targets the same way (static, file and Kubernetes configs).
+    pub fn same_discovery(&self, other: &ScrapeConfig) -> bool {
+        self.static_configs == other.static_configs
+            && self.file_sd_configs == other.file_sd_configs
+            && self.kubernetes_sd_configs == other.kubernetes_sd_configs
     }
 
     /// Validates this config and fills in what it inherits from `global`.
@@ -311,6 +382,17 @@ impl ScrapeConfig {
                     "job {job:?}: static_configs[{i}]: invalid label name {name:?}"
                 )));
             }
+        }
+        let in_job = |e: Error| match e {
+            Error::InvalidConfig(m) => Error::InvalidConfig(format!("job {job:?}: {m}")),
+            other => other,
+        };
+        self.http().validate().map_err(in_job)?;
+        for f in &self.file_sd_configs {
+            f.validate().map_err(in_job)?;
+        }
+        for k in &self.kubernetes_sd_configs {
+            k.validate().map_err(in_job)?;
         }
         for (what, list) in [
             ("relabel_configs", &self.relabel_configs),

@@ -15,6 +15,21 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     HttpClient(String),
+    /// A file could not be read (secret, file_sd target file).
+    #[error("{context}: {source}")]
+    Io {
+        /// What could not be done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A remote-write request body is not snappy-compressed protobuf `WriteRequest`.
+    #[error("decoding remote write request: {0}")]
+    Decode(String),
+    /// The storage refused a remote-write request.
+    #[error("{0}")]
+    Storage(#[from] pharos_model::storage::Error),
 }
 
 /// Result alias of the collector.

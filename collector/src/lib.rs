@@ -22,12 +22,17 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod config;
+pub mod discovery;
 mod error;
 mod manager;
 pub mod relabel;
+pub mod remote;
 mod scrape;
 mod target;
 
 pub use error::{Error, Result};
 pub use manager::{ScrapeManager, ScrapeStats};
+#[doc(hidden)]
+pub use scrape::BenchTarget;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use pharos_model::api::{self, TargetHealth, TargetsProvider};
 use pharos_model::expfmt::{MetricFamily, MetricType};
@@ -11,9 +11,18 @@ use pharos_model::storage::Appendable;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{GlobalConfig, ScrapeConfig, validate_all};
+use crate::config::{GlobalConfig, ResolvedScrapeConfig, ScrapeConfig, validate_all};
+use crate::discovery::TargetGroup;
+use crate::discovery::file::FileDiscovery;
+use crate::discovery::kubernetes::{Discovery, InCluster};
 use crate::scrape::{Counters, Loop, Options, Signal};
-use crate::target::{Target, build_targets};
+use crate::target::{Target, build_targets, static_groups};
+
+/// A pool's `target_limit` error, shared with its loops.
+type Forced = Arc<RwLock<Option<String>>>;
+
+/// How often file_sd files are checked for changes.
+const FILE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::{Error, Result};
 
 /// Counters for Pharos' own `/metrics`, summed over all targets since start.
@@ -104,25 +113,45 @@ struct Running {
     join: JoinHandle<()>,
 }
 
+/// One scrape config with its discovered target groups.
+struct Pool {
+    resolved: ResolvedScrapeConfig,
+    opts: Arc<Options>,
+    /// Groups by provider index (0: static_configs, then file_sd, then kubernetes_sd entries).
+    groups: BTreeMap<usize, Vec<TargetGroup>>,
+    /// Discovery tasks; aborted when the pool's discovery changes or it is removed.
+    tasks: Vec<JoinHandle<()>>,
+    /// Tells provider updates of a replaced discovery apart from the current one.
+    generation: u64,
+}
+
 #[derive(Default)]
 struct State {
+    pools: BTreeMap<String, Pool>,
+    /// `target_limit` errors by job, shared with that job's loops.
+    forced: BTreeMap<String, Arc<RwLock<Option<String>>>>,
     /// Running loops by target key.
     loops: BTreeMap<String, Running>,
     /// Loops told to stop by `apply` and not yet awaited.
     stopping: Vec<JoinHandle<()>>,
-    client: Option<reqwest::Client>,
+    /// HTTP clients following redirects (`true`) or not.
+    clients: BTreeMap<bool, reqwest::Client>,
+    generation: u64,
 }
 
 /// Runs one scrape loop per target and reports their health.
 ///
-/// Lifecycle: [`ScrapeManager::apply`] (inside a tokio runtime) starts loops for new targets, stops
-/// loops of removed ones and leaves unchanged targets running; [`ScrapeManager::stop`] stops every
-/// loop and returns once each has finished its in-flight append and written its staleness markers.
-/// [`ScrapeManager::run`] is `stop` after a shutdown future.
+/// Lifecycle: [`ScrapeManager::apply`] (inside a tokio runtime) starts target discovery for each
+/// scrape config, starts loops for new targets, stops loops of removed ones and leaves unchanged
+/// targets running; discovery updates (file_sd) reconcile the loops the same way.
+/// [`ScrapeManager::stop`] stops discovery and every loop and returns once each loop has finished
+/// its in-flight append and written its staleness markers. [`ScrapeManager::run`] is `stop` after
+/// a shutdown future.
 pub struct ScrapeManager {
     app: Arc<dyn Appendable>,
     counters: Arc<Counters>,
     state: Mutex<State>,
+    me: Weak<ScrapeManager>,
 }
 
 impl std::fmt::Debug for ScrapeManager {
@@ -136,10 +165,11 @@ impl std::fmt::Debug for ScrapeManager {
 impl ScrapeManager {
     /// A manager appending to `app`, with no targets yet.
     pub fn new(app: Arc<dyn Appendable>) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             app,
             counters: Arc::new(Counters::default()),
             state: Mutex::new(State::default()),
+            me: me.clone(),
         })
     }
 
@@ -147,29 +177,183 @@ impl ScrapeManager {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Validates the config, then reconciles the running loops with its targets: starts new ones,
-    /// stops removed or changed ones (they write staleness markers), keeps unchanged ones. On a
-    /// validation error nothing changes. Must be called inside a tokio runtime.
+    /// Validates the config, then reconciles: pools whose discovery is unchanged keep their
+    /// discovered groups; others start discovery afresh (files are read before this returns).
+    /// Loops start for new targets, stop for removed or changed ones (they write staleness
+    /// markers) and keep running for unchanged ones. On a validation error nothing changes. Must
+    /// be called inside a tokio runtime.
     pub fn apply(&self, global: &GlobalConfig, scrape_configs: &[ScrapeConfig]) -> Result<()> {
         let resolved = validate_all(global, scrape_configs)?;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-        let mut state = self.lock();
-        if state.client.is_none() {
-            let client = reqwest::Client::builder()
-                .user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")))
-                .gzip(true)
-                .build()
-                .map_err(|e| Error::HttpClient(e.to_string()))?;
-            state.client = Some(client);
-        }
-        let Some(client) = state.client.clone() else {
-            return Err(Error::HttpClient("no client".into()));
-        };
-        let mut wanted: BTreeMap<String, (Target, Arc<Options>)> = BTreeMap::new();
+        // Kubernetes connections are resolved before anything changes: an unusable one (no
+        // TLS, not in a cluster) rejects the config.
+        let env = InCluster::from_env();
+        let mut k8s: BTreeMap<String, Vec<Discovery>> = BTreeMap::new();
         for sc in &resolved {
+            let found = sc
+                .config
+                .kubernetes_sd_configs
+                .iter()
+                .map(|k| Discovery::new(k, &env))
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| match e {
+                    Error::InvalidConfig(m) => {
+                        Error::InvalidConfig(format!("job {:?}: {m}", sc.config.job_name))
+                    }
+                    other => other,
+                })?;
+            k8s.insert(sc.config.job_name.clone(), found);
+        }
+        let mut state = self.lock();
+        for follow in [true, false] {
+            if let std::collections::btree_map::Entry::Vacant(slot) = state.clients.entry(follow) {
+                let mut b = reqwest::Client::builder()
+                    .user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")))
+                    .gzip(true);
+                if !follow {
+                    b = b.redirect(reqwest::redirect::Policy::none());
+                }
+                let client = b.build().map_err(|e| Error::HttpClient(e.to_string()))?;
+                slot.insert(client);
+            }
+        }
+        let mut old = std::mem::take(&mut state.pools);
+        for sc in resolved {
+            let job = sc.config.job_name.clone();
             let opts = Arc::new(Options::from_config(&sc.config));
-            for t in build_targets(sc) {
-                wanted.entry(t.key.clone()).or_insert((t, opts.clone()));
+            let reuse = old
+                .remove(&job)
+                .filter(|p| p.resolved.config.same_discovery(&sc.config));
+            let pool = match reuse {
+                Some(mut p) => {
+                    p.resolved = sc;
+                    p.opts = opts;
+                    p
+                }
+                None => {
+                    state.generation += 1;
+                    let generation = state.generation;
+                    let found = k8s.remove(&job).unwrap_or_default();
+                    self.start_discovery(&rt, sc, opts, found, generation)
+                }
+            };
+            state.forced.entry(job.clone()).or_default();
+            state.pools.insert(job, pool);
+        }
+        for (_, p) in old {
+            for t in p.tasks {
+                t.abort();
+            }
+        }
+        let jobs: Vec<String> = state.pools.keys().cloned().collect();
+        state.forced.retain(|k, _| jobs.contains(k));
+        self.reconcile(&mut state, &rt);
+        Ok(())
+    }
+
+    /// A pool with its static groups and file_sd groups read now, and watcher tasks started
+    /// (file_sd polls, one task per `kubernetes_sd_configs` entry).
+    fn start_discovery(
+        &self,
+        rt: &tokio::runtime::Handle,
+        resolved: ResolvedScrapeConfig,
+        opts: Arc<Options>,
+        k8s: Vec<Discovery>,
+        generation: u64,
+    ) -> Pool {
+        let c = &resolved.config;
+        let mut groups = BTreeMap::new();
+        groups.insert(0, static_groups(c));
+        let mut tasks = Vec::new();
+        for (i, f) in c.file_sd_configs.iter().enumerate() {
+            let idx = 1 + i;
+            let mut d = FileDiscovery::new(f.clone());
+            groups.insert(idx, d.poll(true).unwrap_or_default());
+            let me = self.me.clone();
+            let job = c.job_name.clone();
+            tasks.push(rt.spawn(async move {
+                let refresh = d.refresh_interval();
+                let mut last_full = tokio::time::Instant::now();
+                loop {
+                    tokio::time::sleep(FILE_POLL.min(refresh)).await;
+                    let force = last_full.elapsed() >= refresh;
+                    if force {
+                        last_full = tokio::time::Instant::now();
+                    }
+                    let (found, back) = tokio::task::spawn_blocking(move || {
+                        let g = d.poll(force);
+                        (g, d)
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!("file_sd poll task failed: {e}");
+                        (None, FileDiscovery::default())
+                    });
+                    d = back;
+                    if let Some(g) = found {
+                        let Some(m) = me.upgrade() else { return };
+                        m.update(&job, generation, idx, g);
+                    }
+                }
+            }));
+        }
+        for (i, d) in k8s.into_iter().enumerate() {
+            let idx = 1 + c.file_sd_configs.len() + i;
+            groups.insert(idx, Vec::new());
+            let me = self.me.clone();
+            let job = c.job_name.clone();
+            tasks.push(rt.spawn(d.run(move |g| {
+                if let Some(m) = me.upgrade() {
+                    m.update(&job, generation, idx, g);
+                }
+            })));
+        }
+        Pool {
+            resolved,
+            opts,
+            groups,
+            tasks,
+            generation,
+        }
+    }
+
+    /// A discovery provider's new groups: replaces its previous ones and reconciles the loops.
+    fn update(&self, job: &str, generation: u64, idx: usize, groups: Vec<TargetGroup>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut state = self.lock();
+        match state.pools.get_mut(job) {
+            Some(p) if p.generation == generation => {
+                p.groups.insert(idx, groups);
+            }
+            _ => return,
+        }
+        self.reconcile(&mut state, &rt);
+    }
+
+    /// Makes the running loops match the pools' targets.
+    fn reconcile(&self, state: &mut State, rt: &tokio::runtime::Handle) {
+        let mut wanted: BTreeMap<String, (Target, Arc<Options>, Forced)> = BTreeMap::new();
+        for (job, pool) in &state.pools {
+            let groups: Vec<TargetGroup> = pool.groups.values().flatten().cloned().collect();
+            let targets = build_targets(&pool.resolved, &groups);
+            let forced = state.forced.get(job).cloned().unwrap_or_default();
+            let limit = pool.resolved.config.target_limit;
+            let err = (limit > 0 && targets.len() as u64 > limit).then(|| {
+                format!(
+                    "target_limit exceeded (number of targets: {}, limit: {limit})",
+                    targets.len()
+                )
+            });
+            if let Some(e) = &err {
+                tracing::warn!(%job, "{e}");
+            }
+            *forced.write().unwrap_or_else(|e| e.into_inner()) = err;
+            for t in targets {
+                wanted
+                    .entry(t.key.clone())
+                    .or_insert((t, pool.opts.clone(), forced.clone()));
             }
         }
         let old: Vec<String> = state
@@ -182,7 +366,7 @@ impl ScrapeManager {
         // skips its end-of-run staleness markers.
         let kept: std::collections::BTreeSet<(String, String)> = wanted
             .values()
-            .map(|(t, _)| (t.pool.clone(), t.labels.to_string()))
+            .map(|(t, _, _)| (t.pool.clone(), t.labels.to_string()))
             .collect();
         for k in old {
             if let Some(r) = state.loops.remove(&k) {
@@ -198,10 +382,13 @@ impl ScrapeManager {
             }
         }
         state.stopping.retain(|j| !j.is_finished());
-        for (key, (target, opts)) in wanted {
+        for (key, (target, opts, forced)) in wanted {
             if state.loops.contains_key(&key) {
                 continue;
             }
+            let Some(client) = state.clients.get(&opts.http.follow_redirects).cloned() else {
+                continue;
+            };
             tracing::info!(url = %target.url, job = %target.pool, "starting scrape loop");
             let target = Arc::new(target);
             let (tx, rx) = watch::channel(Signal::Run);
@@ -209,8 +396,9 @@ impl ScrapeManager {
                 target: target.clone(),
                 opts,
                 app: self.app.clone(),
-                client: client.clone(),
+                client,
                 counters: self.counters.clone(),
+                forced,
             };
             let join = rt.spawn(lp.run(rx));
             state.loops.insert(
@@ -222,7 +410,6 @@ impl ScrapeManager {
                 },
             );
         }
-        Ok(())
     }
 
     /// Stops every loop and waits until each has finished its in-flight append and written
@@ -231,6 +418,11 @@ impl ScrapeManager {
         let joins: Vec<JoinHandle<()>> = {
             let mut state = self.lock();
             let mut joins: Vec<_> = std::mem::take(&mut state.stopping);
+            for (_, p) in std::mem::take(&mut state.pools) {
+                for t in p.tasks {
+                    t.abort();
+                }
+            }
             for (_, r) in std::mem::take(&mut state.loops) {
                 let _ = r.stop.send(Signal::Stop);
                 joins.push(r.join);

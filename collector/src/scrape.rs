@@ -9,6 +9,7 @@ use pharos_model::storage::{Appendable, Appender, Error as StorageError};
 use pharos_model::{Label, Labels, METRIC_NAME, STALE_NAN, SeriesRef};
 use tokio::sync::watch;
 
+use crate::auth::HttpClientConfig;
 use crate::config::ScrapeConfig;
 use crate::relabel::{self, RelabelConfig};
 use crate::target::Target;
@@ -35,7 +36,11 @@ pub(crate) struct Options {
     pub honor_timestamps: bool,
     pub sample_limit: u64,
     pub body_size_limit: u64,
+    pub label_limit: u64,
+    pub label_name_length_limit: u64,
+    pub label_value_length_limit: u64,
     pub metric_relabel: Vec<RelabelConfig>,
+    pub http: HttpClientConfig,
 }
 
 impl Options {
@@ -45,8 +50,47 @@ impl Options {
             honor_timestamps: c.honor_timestamps,
             sample_limit: c.sample_limit,
             body_size_limit: c.body_size_limit.0,
+            label_limit: c.label_limit,
+            label_name_length_limit: c.label_name_length_limit,
+            label_value_length_limit: c.label_value_length_limit,
             metric_relabel: c.metric_relabel_configs.clone(),
+            http: c.http(),
         }
+    }
+
+    /// Prometheus' label limit checks of a stored series, with its error messages.
+    fn check_label_limits(&self, l: &Labels) -> Result<(), String> {
+        let metric: String = l.metric_name().unwrap_or("").chars().take(50).collect();
+        if self.label_limit > 0 && l.len() as u64 > self.label_limit {
+            return Err(format!(
+                "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})",
+                l.len(),
+                self.label_limit
+            ));
+        }
+        for lbl in l.iter() {
+            let name: String = lbl.name.chars().take(50).collect();
+            if self.label_name_length_limit > 0
+                && lbl.name.len() as u64 > self.label_name_length_limit
+            {
+                return Err(format!(
+                    "label_name_length_limit exceeded (metric: {metric}, label name: {name}, length: {}, limit: {})",
+                    lbl.name.len(),
+                    self.label_name_length_limit
+                ));
+            }
+            if self.label_value_length_limit > 0
+                && lbl.value.len() as u64 > self.label_value_length_limit
+            {
+                let value: String = lbl.value.chars().take(50).collect();
+                return Err(format!(
+                    "label_value_length_limit exceeded (metric: {metric}, label name: {name}, value: {value:?}, length: {}, limit: {})",
+                    lbl.value.len(),
+                    self.label_value_length_limit
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -280,7 +324,11 @@ impl Sink<'_> {
                             "missing metric name ({METRIC_NAME} label) after relabeling {raw}"
                         ));
                     }
-                    if lset.is_some() {
+                    if let Some(l) = &lset {
+                        if let Err(e) = self.opts.check_label_limits(l) {
+                            cache.key = key;
+                            return Err(e);
+                        }
                         stats.added += 1;
                     }
                     cache.entries.entry(key.clone()).or_insert(CacheEntry {
@@ -486,11 +534,15 @@ pub(crate) fn first_offset_ms(key: &str, interval_ms: i64, now_ms: i64) -> i64 {
 async fn fetch(
     client: &reqwest::Client,
     target: &Target,
-    body_limit: u64,
+    opts: &Options,
 ) -> Result<(String, Format), String> {
+    let body_limit = opts.body_size_limit;
     let timeout = target.timeout.std();
-    let resp = client
-        .get(&target.url)
+    let req = opts
+        .http
+        .apply(client.get(&target.url))
+        .map_err(|e| e.to_string())?;
+    let resp = req
         .header(reqwest::header::ACCEPT, ACCEPT)
         .header(
             "X-Prometheus-Scrape-Timeout-Seconds",
@@ -562,6 +614,8 @@ pub(crate) struct Loop {
     pub app: Arc<dyn Appendable>,
     pub client: reqwest::Client,
     pub counters: Arc<Counters>,
+    /// An error every scrape of the pool fails with while set (`target_limit` exceeded).
+    pub forced: Arc<std::sync::RwLock<Option<String>>>,
 }
 
 impl Loop {
@@ -583,9 +637,17 @@ impl Loop {
             }
             let t = pharos_model::now_ms();
             let began = std::time::Instant::now();
-            let body = tokio::select! {
-                b = fetch(&self.client, &self.target, self.opts.body_size_limit) => b,
-                _ = stop.changed() => break,
+            let forced = self
+                .forced
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let body = match forced {
+                Some(e) => Err(e),
+                None => tokio::select! {
+                    b = fetch(&self.client, &self.target, &self.opts) => b,
+                    _ = stop.changed() => break,
+                },
             };
             let duration = began.elapsed().as_secs_f64();
             let Some(mut c) = cache.take() else {
@@ -647,6 +709,42 @@ impl Loop {
     }
 }
 
+/// One target's append path without HTTP, for the `append` criterion bench
+/// (`collector/benches/append.rs`): parse, label, relabel, append and commit a body exactly as a
+/// scrape loop does, keeping the series cache between calls.
+#[doc(hidden)]
+pub struct BenchTarget {
+    target: Labels,
+    opts: Options,
+    counters: Counters,
+    cache: Cache,
+}
+
+impl BenchTarget {
+    /// A target with these labels and default scrape options.
+    pub fn new(labels: &[(&str, &str)]) -> Self {
+        let target = Labels::from_pairs(labels);
+        Self {
+            opts: Options::from_config(&ScrapeConfig::new("bench")),
+            counters: Counters::default(),
+            cache: Cache::new(&target),
+            target,
+        }
+    }
+
+    /// Appends one text-format body at `t` through `app`; the error that would mark the
+    /// target down, if any.
+    pub fn scrape(&mut self, app: &dyn Appendable, body: String, t: i64) -> Option<String> {
+        let sink = Sink {
+            app,
+            target: &self.target,
+            opts: &self.opts,
+            counters: &self.counters,
+        };
+        sink.scrape(&mut self.cache, Ok((body, Format::Text)), t, 0.1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,79 +785,6 @@ mod tests {
             false,
             r#"m{exported_job="t", instance="i:1", job="j"}"#,
         );
-    }
-
-    struct Null;
-    struct NullApp;
-    impl Appendable for Null {
-        fn appender(&self) -> Box<dyn Appender> {
-            Box::new(NullApp)
-        }
-    }
-    impl Appender for NullApp {
-        fn append(
-            &mut self,
-            r: Option<SeriesRef>,
-            _: &Labels,
-            _: i64,
-            _: f64,
-        ) -> pharos_model::storage::Result<SeriesRef> {
-            Ok(r.unwrap_or(SeriesRef(1)))
-        }
-        fn commit(self: Box<Self>) -> pharos_model::storage::Result<()> {
-            Ok(())
-        }
-        fn rollback(self: Box<Self>) -> pharos_model::storage::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// Parse + label + append cost per sample, first scrape (cache misses) and later ones:
-    /// `cargo test -p pharos-collector --release --lib -- --ignored --nocapture append_speed`.
-    #[test]
-    #[ignore]
-    fn append_speed() {
-        let mut body = String::new();
-        for i in 0..100_000 {
-            body.push_str(&format!(
-                "http_requests_total{{method=\"post\",code=\"{}\",handler=\"/h{}\"}} {}\n",
-                200 + i % 300,
-                i / 300,
-                i
-            ));
-        }
-        let target = Labels::from_pairs(&[("job", "j"), ("instance", "i:1")]);
-        let opts = Options {
-            honor_labels: false,
-            honor_timestamps: true,
-            sample_limit: 0,
-            body_size_limit: 0,
-            metric_relabel: Vec::new(),
-        };
-        let counters = Counters::default();
-        let sink = Sink {
-            app: &Null,
-            target: &target,
-            opts: &opts,
-            counters: &counters,
-        };
-        let mut cache = Cache::new(&target);
-        for round in 0..4 {
-            let start = std::time::Instant::now();
-            let err = sink.scrape(
-                &mut cache,
-                Ok((body.clone(), Format::Text)),
-                1000 * round,
-                0.1,
-            );
-            assert_eq!(err, None);
-            let secs = start.elapsed().as_secs_f64();
-            println!(
-                "round {round}: {:.0} ns/sample, {:.1} M samples/s",
-                secs * 1e9 / 1e5,
-                1e5 / secs / 1e6
-            );
-        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use pharos_model::api::{self, TargetHealth};
 use pharos_model::{Label, Labels};
 
 use crate::config::{Duration, ResolvedScrapeConfig};
+use crate::discovery::TargetGroup;
 use crate::relabel;
 
 /// The mutable state of a target, updated after every scrape.
@@ -86,29 +87,39 @@ impl Target {
     }
 }
 
-/// Builds the targets of one scrape config: discovered labels, `relabel_configs`, defaults for
-/// `instance`, URL. Targets dropped by relabeling are left out; targets whose labels are unusable
-/// are logged and left out.
-pub(crate) fn build_targets(sc: &ResolvedScrapeConfig) -> Vec<Target> {
+/// Builds the targets of one scrape config from its discovered groups: each target's labels,
+/// then the group's labels where the target has none of that name, then the pool's defaults
+/// (`job`, `__scheme__`, `__metrics_path__`, `__scrape_interval__`, `__scrape_timeout__`,
+/// `__param_*`) where still unset; then `relabel_configs`, the `instance` default and the URL.
+/// Targets dropped by relabeling are left out; targets whose labels are unusable are logged and
+/// left out.
+pub(crate) fn build_targets(sc: &ResolvedScrapeConfig, groups: &[TargetGroup]) -> Vec<Target> {
     let c = &sc.config;
     let mut out = Vec::new();
-    for group in &c.static_configs {
-        for addr in &group.targets {
-            let mut d: BTreeMap<String, String> = BTreeMap::new();
-            d.insert("__address__".into(), addr.clone());
-            d.insert("__metrics_path__".into(), c.metrics_path.clone());
-            d.insert("__scheme__".into(), c.scheme.clone());
-            d.insert("__scrape_interval__".into(), sc.interval.to_string());
-            d.insert("__scrape_timeout__".into(), sc.timeout.to_string());
+    for group in groups {
+        for t in &group.targets {
+            let mut d: BTreeMap<String, String> = t.clone();
+            for (k, v) in &group.labels {
+                d.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            let defaults = [
+                ("job", c.job_name.clone()),
+                ("__metrics_path__", c.metrics_path.clone()),
+                ("__scheme__", c.scheme.clone()),
+                ("__scrape_interval__", sc.interval.to_string()),
+                ("__scrape_timeout__", sc.timeout.to_string()),
+            ];
+            for (k, v) in defaults {
+                d.entry(k.to_string()).or_insert(v);
+            }
             for (k, v) in &c.params {
                 if let Some(first) = v.first() {
-                    d.insert(format!("__param_{k}"), first.clone());
+                    d.entry(format!("__param_{k}"))
+                        .or_insert_with(|| first.clone());
                 }
             }
-            for (k, v) in &group.labels {
-                d.insert(k.clone(), v.clone());
-            }
-            d.insert("job".into(), c.job_name.clone());
+            d.retain(|_, v| !v.is_empty());
+            let addr = d.get("__address__").cloned().unwrap_or_default();
             match populate(sc, d) {
                 Ok(Some(t)) => out.push(t),
                 Ok(None) => {
@@ -119,6 +130,15 @@ pub(crate) fn build_targets(sc: &ResolvedScrapeConfig) -> Vec<Target> {
         }
     }
     out
+}
+
+/// The groups of a config's `static_configs`.
+pub(crate) fn static_groups(c: &crate::config::ScrapeConfig) -> Vec<TargetGroup> {
+    c.static_configs
+        .iter()
+        .enumerate()
+        .map(|(i, sc)| TargetGroup::from_static(format!("static/{i}"), sc))
+        .collect()
 }
 
 /// Relabels one target and derives its URL, interval and timeout.
@@ -197,13 +217,17 @@ fn populate(
     );
     let url = url.to_string();
     let key = format!(
-        "{}\u{0}{url}\u{0}{labels}\u{0}{interval}\u{0}{timeout}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{:?}",
+        "{}\u{0}{url}\u{0}{labels}\u{0}{interval}\u{0}{timeout}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}{}/{}/{}\u{0}{:?}",
         c.job_name,
         c.honor_labels,
         c.honor_timestamps,
         c.sample_limit,
         c.body_size_limit.0,
-        c.metric_relabel_configs
+        c.metric_relabel_configs,
+        c.label_limit,
+        c.label_name_length_limit,
+        c.label_value_length_limit,
+        c.http(),
     );
     Ok(Some(Target {
         pool: c.job_name.clone(),
@@ -229,10 +253,10 @@ mod tests {
 
     fn targets(yaml: &str) -> Vec<Target> {
         let cfg = Config::from_yaml(yaml).unwrap();
+        let sc = &cfg.scrape_configs[0];
         build_targets(
-            &cfg.scrape_configs[0]
-                .resolve(&GlobalConfig::default())
-                .unwrap(),
+            &sc.resolve(&GlobalConfig::default()).unwrap(),
+            &static_groups(sc),
         )
     }
 

@@ -550,3 +550,144 @@ async fn config_change_restarts_loop_without_staleness() {
     m.stop().await;
     assert!(is_stale_nan(mem.samples(&a).last().unwrap().1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_header_is_sent() {
+    let (addr, exposed) = serve("a 1\n", TEXT, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "open sesame\n").unwrap();
+    let mem = Mem::default();
+    let m = ScrapeManager::new(Arc::new(mem.clone()));
+    let extra = format!(
+        "    basic_auth: {{username: Aladdin, password_file: '{}'}}\n",
+        pw.display()
+    );
+    let cfg = config(&addr, &extra);
+    m.apply(&cfg.global, &cfg.scrape_configs).unwrap();
+    wait_health(&m, TargetHealth::Up).await;
+    let headers = exposed.seen_headers.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        headers[header::AUTHORIZATION],
+        "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+    );
+    // A changed credential is a changed target: the loop restarts with the new header.
+    let cfg = config(&addr, "    authorization: {credentials: tok}\n");
+    m.apply(&cfg.global, &cfg.scrape_configs).unwrap();
+    wait_for("the bearer token", || {
+        exposed
+            .seen_headers
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|h| h[header::AUTHORIZATION] == "Bearer tok")
+    })
+    .await;
+    // A missing secret file fails the scrape with the reason.
+    let cfg = config(&addr, "    bearer_token_file: /nonexistent/pharos-token\n");
+    m.apply(&cfg.global, &cfg.scrape_configs).unwrap();
+    wait_health(&m, TargetHealth::Down).await;
+    assert!(
+        m.targets()[0]
+            .last_error
+            .contains("/nonexistent/pharos-token"),
+        "{}",
+        m.targets()[0].last_error
+    );
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_limits_fail_the_scrape() {
+    let (addr, exposed) = serve("a{x=\"1\"} 1\n", TEXT, false).await;
+    let mem = Mem::default();
+    let m = ScrapeManager::new(Arc::new(mem.clone()));
+    // a{x, env, instance, job} + __name__ = 5 labels.
+    let cfg = config(
+        &addr,
+        "    label_limit: 5\n    label_value_length_limit: 16\n",
+    );
+    m.apply(&cfg.global, &cfg.scrape_configs).unwrap();
+    wait_health(&m, TargetHealth::Up).await;
+    exposed.set("a{x=\"1\",y=\"2\"} 1\n");
+    wait_health(&m, TargetHealth::Down).await;
+    assert_eq!(
+        m.targets()[0].last_error,
+        "label_limit exceeded (metric: a, number of labels: 6, limit: 5)"
+    );
+    exposed.set("a{x=\"12345678901234567\"} 1\n");
+    wait_for("the value length error", || {
+        m.targets()[0]
+            .last_error
+            .starts_with("label_value_length_limit exceeded (metric: a, label name: x, value: \"12345678901234567\", length: 17, limit: 16)")
+    })
+    .await;
+    assert!(
+        mem.samples(&series("a", &addr, r#", x="12345678901234567""#))
+            .is_empty()
+    );
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_sd_targets_follow_the_file_and_target_limit() {
+    let (a, _ea) = serve("m 1\n", TEXT, false).await;
+    let (b, _eb) = serve("m 2\n", TEXT, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.json");
+    std::fs::write(
+        &file,
+        format!(r#"[{{"targets": ["{a}"], "labels": {{"team": "x"}}}}]"#),
+    )
+    .unwrap();
+    let yaml = |limit: u64| {
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: fsd\n    target_limit: {limit}\n    file_sd_configs:\n      - files: ['{}/*.json']\n    relabel_configs:\n      - {{source_labels: [__meta_filepath], regex: '.*/(.*)', target_label: file}}\n",
+            dir.path().display()
+        )
+    };
+    let cfg = Config::from_yaml(&yaml(0)).unwrap();
+    let mem = Mem::default();
+    let m = ScrapeManager::new(Arc::new(mem.clone()));
+    m.apply(&cfg.global, &cfg.scrape_configs).unwrap();
+    // The file is read during `apply`.
+    assert_eq!(m.targets().len(), 1);
+    assert_eq!(m.targets()[0].labels["team"], "x");
+    assert_eq!(m.targets()[0].labels["file"], "targets.json");
+    let ma = format!(r#"m{{file="targets.json", instance="{a}", job="fsd", team="x"}}"#);
+    let mb = format!(r#"m{{file="targets.json", instance="{b}", job="fsd"}}"#);
+    wait_for("a scraped", || !mem.samples(&ma).is_empty()).await;
+    // The file changes: b replaces a, whose series go stale.
+    std::fs::write(&file, format!(r#"[{{"targets": ["{b}"]}}]"#)).unwrap();
+    wait_for("b scraped", || !mem.samples(&mb).is_empty()).await;
+    wait_for("a stale", || {
+        mem.samples(&ma).last().is_some_and(|s| is_stale_nan(s.1))
+    })
+    .await;
+    assert_eq!(m.targets().len(), 1);
+    // Two targets over a limit of one: both fail with the reason, up = 0.
+    std::fs::write(&file, format!(r#"[{{"targets": ["{a}", "{b}"]}}]"#)).unwrap();
+    let cfg = Config::from_yaml(&yaml(1)).unwrap();
+    m.apply(&cfg.global, &cfg.scrape_configs).unwrap();
+    // Same discovery: the pool keeps its watcher, which sees the change within a second.
+    wait_for("two targets", || m.targets().len() == 2).await;
+    wait_for("target_limit errors", || {
+        m.targets().iter().all(|t| {
+            t.health == TargetHealth::Down
+                && t.last_error == "target_limit exceeded (number of targets: 2, limit: 1)"
+        })
+    })
+    .await;
+    let up_b = format!(r#"up{{file="targets.json", instance="{b}", job="fsd"}}"#);
+    wait_for("up = 0", || {
+        mem.samples(&up_b).last().is_some_and(|s| s.1 == 0.0)
+    })
+    .await;
+    // Back under the limit: scrapes succeed again.
+    std::fs::write(&file, format!(r#"[{{"targets": ["{b}"]}}]"#)).unwrap();
+    wait_for("up = 1", || {
+        mem.samples(&up_b).last().is_some_and(|s| s.1 == 1.0)
+    })
+    .await;
+    m.stop().await;
+}

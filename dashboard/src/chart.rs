@@ -41,7 +41,22 @@ pub enum Unit {
     Ratio,
     /// Durations in seconds (`250ms`, `1.5s`, `2m`, `3h`).
     Seconds,
+    /// A rate of bytes per second (`1.5 KiB/s`).
+    BytesPerSecond,
+    /// A rate of operations per second (`1.5k ops/s`).
+    OpsPerSecond,
 }
+
+/// Every unit, in the order the Explore page offers them.
+pub const UNITS: [Unit; 7] = [
+    Unit::Plain,
+    Unit::Bytes,
+    Unit::BytesPerSecond,
+    Unit::Percent,
+    Unit::Ratio,
+    Unit::Seconds,
+    Unit::OpsPerSecond,
+];
 
 impl Unit {
     /// Formats `v` in this unit, e.g. `Unit::Bytes.format(1536.0) == "1.5 KiB"`.
@@ -55,6 +70,8 @@ impl Unit {
             Unit::Percent => format!("{}%", trim_number(v, 2)),
             Unit::Ratio => format!("{}%", trim_number(v * 100.0, 2)),
             Unit::Seconds => format_seconds(v),
+            Unit::BytesPerSecond => format!("{}/s", format_bytes(v)),
+            Unit::OpsPerSecond => format!("{} ops/s", format_si(v)),
         }
     }
 
@@ -67,20 +84,14 @@ impl Unit {
             Unit::Percent => "percent",
             Unit::Ratio => "ratio",
             Unit::Seconds => "seconds",
+            Unit::BytesPerSecond => "bytes/s",
+            Unit::OpsPerSecond => "ops/s",
         }
     }
 
     /// Parses a name returned by [`Unit::name`].
     pub fn parse(s: &str) -> Option<Unit> {
-        [
-            Unit::Plain,
-            Unit::Bytes,
-            Unit::Percent,
-            Unit::Ratio,
-            Unit::Seconds,
-        ]
-        .into_iter()
-        .find(|u| u.name() == s)
+        UNITS.into_iter().find(|u| u.name() == s)
     }
 }
 
@@ -170,6 +181,15 @@ pub struct ChartOptions {
     pub step_ms: i64,
     /// Unit of the y axis.
     pub unit: Unit,
+    /// Draw the legend inside the SVG (stand-alone images); pages show an HTML legend instead.
+    pub legend: bool,
+    /// Leave the background transparent so the page's theme shows through.
+    pub transparent: bool,
+    /// Stack the series: each line is drawn at the sum of itself and the series before it.
+    pub stacked: bool,
+    /// Legend text of each series (e.g. from a `{{label}}` template); when empty or of another
+    /// length than the series, the series' labels are shown.
+    pub names: Vec<String>,
 }
 
 impl Default for ChartOptions {
@@ -181,8 +201,91 @@ impl Default for ChartOptions {
             end_ms: 0,
             step_ms: 0,
             unit: Unit::Plain,
+            legend: true,
+            transparent: false,
+            stacked: false,
+            names: Vec::new(),
         }
     }
+}
+
+/// Where the plot of a rendered chart lies, for the page script's hover read-out and
+/// drag-to-zoom: the pixel columns of the plot inside the SVG and the time they map to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlotArea {
+    /// Width of the whole SVG in pixels.
+    pub width: u32,
+    /// Left edge of the plot, pixels from the left of the SVG.
+    pub x0: i32,
+    /// Right edge of the plot.
+    pub x1: i32,
+    /// Top edge of the plot, pixels from the top of the SVG.
+    pub y0: i32,
+    /// Bottom edge of the plot.
+    pub y1: i32,
+    /// Time at `x0`, ms since the epoch.
+    pub start_ms: i64,
+    /// Time at `x1`.
+    pub end_ms: i64,
+}
+
+/// Summary of a series' finite values over the chart's range, as shown in legends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Mean of the values.
+    pub avg: f64,
+    /// The last value.
+    pub last: f64,
+}
+
+/// [`Stats`] of the finite values of `points`, or `None` when there is none.
+pub fn stats(points: &[Point]) -> Option<Stats> {
+    let mut it = points.iter().filter(|p| p.v.is_finite());
+    let first = it.next()?;
+    let mut st = Stats {
+        min: first.v,
+        max: first.v,
+        avg: 0.0,
+        last: first.v,
+    };
+    let (mut sum, mut n) = (first.v, 1.0);
+    for p in it {
+        st.min = st.min.min(p.v);
+        st.max = st.max.max(p.v);
+        st.last = p.v;
+        sum += p.v;
+        n += 1.0;
+    }
+    st.avg = sum / n;
+    Some(st)
+}
+
+/// Stacks series: each output point is the input value plus the running total of the series
+/// before it at the same timestamp. Missing and non-finite values add nothing and stay gaps.
+pub fn stack(series: &[MatrixSeries]) -> Vec<MatrixSeries> {
+    let mut totals: std::collections::HashMap<i64, f64> = std::collections::HashMap::new();
+    series
+        .iter()
+        .map(|s| MatrixSeries {
+            metric: s.metric.clone(),
+            values: s
+                .values
+                .iter()
+                .map(|p| {
+                    if !p.v.is_finite() {
+                        return *p;
+                    }
+                    let acc = totals.entry(p.t).or_insert(0.0);
+                    *acc += p.v;
+                    Point { t: p.t, v: *acc }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Line colours; a series keeps its colour across page loads (chosen from a hash of its labels).
@@ -386,7 +489,7 @@ fn nice_step(raw: f64, magnitude: f64, unit: Unit) -> f64 {
     if !(raw.is_finite() && raw > 0.0) {
         return 1.0;
     }
-    if unit == Unit::Bytes {
+    if matches!(unit, Unit::Bytes | Unit::BytesPerSecond) {
         let mut scale = 1.0;
         while magnitude >= scale * 1024.0 && scale < 1e18 {
             scale *= 1024.0;
@@ -506,6 +609,20 @@ pub fn render_message(message: &str, width: u32, height: u32) -> String {
 /// Renders series as an SVG line chart; see the module documentation. Empty input (or input
 /// without one finite point) gives an SVG that says "No data".
 pub fn render_chart(series: &[MatrixSeries], opts: &ChartOptions) -> String {
+    render_plot(series, opts).0
+}
+
+/// Like [`render_chart`], and also returns where the plot lies in the SVG (`None` for the "No
+/// data" image or a drawing error).
+pub fn render_plot(series: &[MatrixSeries], opts: &ChartOptions) -> (String, Option<PlotArea>) {
+    if opts.stacked {
+        let stacked = stack(series);
+        let opts = ChartOptions {
+            stacked: false,
+            ..opts.clone()
+        };
+        return render_plot(&stacked, &opts);
+    }
     let width = opts.width.max(200);
     let height = opts.height.max(120);
     let drawn: Vec<&MatrixSeries> = series.iter().take(MAX_SERIES).collect();
@@ -522,7 +639,7 @@ pub fn render_chart(series: &[MatrixSeries], opts: &ChartOptions) -> String {
         }
     }
     if min_t > max_t {
-        return render_message("No data", width, height);
+        return (render_message("No data", width, height), None);
     }
     let (start, end) = if opts.start_ms < opts.end_ms {
         (opts.start_ms, opts.end_ms)
@@ -534,19 +651,33 @@ pub fn render_chart(series: &[MatrixSeries], opts: &ChartOptions) -> String {
 
     let label_strings: Vec<String> = drawn.iter().map(|s| s.metric.to_string()).collect();
     let colors = assign_colors(&label_strings);
-    let legend: Vec<LegendEntry> = label_strings
+    let legend_max = if opts.legend { MAX_LEGEND } else { 0 };
+    let texts = if opts.names.len() == series.len() {
+        opts.names.iter().take(MAX_SERIES).cloned().collect()
+    } else {
+        label_strings
+    };
+    let legend: Vec<LegendEntry> = texts
         .into_iter()
         .zip(colors.iter().copied())
-        .take(MAX_LEGEND)
+        .take(legend_max)
         .map(|(text, color)| LegendEntry {
             text: truncate_label(text),
             color,
         })
         .collect();
-    let hidden = series.len().saturating_sub(legend.len());
+    let hidden = if opts.legend {
+        series.len().saturating_sub(legend.len())
+    } else {
+        0
+    };
     let (positions, rows) = legend_layout(&legend, width as i32);
     let more_row = i32::from(hidden > 0);
-    let legend_h = (rows + more_row) * LEGEND_ROW + 8;
+    let legend_h = if opts.legend {
+        (rows + more_row) * LEGEND_ROW + 8
+    } else {
+        0
+    };
 
     let mut buf = String::new();
     let result = draw(
@@ -560,15 +691,29 @@ pub fn render_chart(series: &[MatrixSeries], opts: &ChartOptions) -> String {
         (&legend, &positions, rows, hidden),
     );
     match result {
-        Ok(()) => buf,
+        Ok((x, y)) => {
+            let area = PlotArea {
+                width,
+                x0: x.start,
+                x1: x.end,
+                y0: y.start,
+                y1: y.end,
+                start_ms: start,
+                end_ms: end,
+            };
+            (buf, Some(area))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "drawing a chart failed");
-            render_message("Chart could not be drawn", width, height)
+            (
+                render_message("Chart could not be drawn", width, height),
+                None,
+            )
         }
     }
 }
 
-type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
+type DrawResult = Result<(Range<i32>, Range<i32>), DrawingAreaErrorKind<std::io::Error>>;
 
 #[allow(clippy::too_many_arguments)]
 fn draw(
@@ -582,7 +727,9 @@ fn draw(
     (legend, positions, rows, hidden): (&[LegendEntry], &[(i32, i32)], i32, usize),
 ) -> DrawResult {
     let root = SVGBackend::with_string(buf, size).into_drawing_area();
-    root.fill(&WHITE)?;
+    if !opts.transparent {
+        root.fill(&WHITE)?;
+    }
     let (plot, legend_area) = root.split_vertically(size.1 as i32 - legend_h);
 
     let y_axis = ValueAxis::new(min_v, max_v, opts.unit, 5);
@@ -606,6 +753,7 @@ fn draw(
         .x_label_area_size(24)
         .y_label_area_size(y_label_w)
         .build_cartesian_2d(x_axis, y_axis)?;
+    let pixels = chart.plotting_area().get_pixel_range();
 
     let unit = opts.unit;
     let x_fmt = move |t: &i64| {
@@ -674,7 +822,7 @@ fn draw(
         )?;
     }
     root.present()?;
-    Ok(())
+    Ok(pixels)
 }
 
 #[cfg(test)]
@@ -735,13 +883,9 @@ mod tests {
         check(Unit::Seconds, 1.5, "1.5s");
         check(Unit::Seconds, 120.0, "2m");
         check(Unit::Seconds, 5400.0, "1.5h");
-        for u in [
-            Unit::Plain,
-            Unit::Bytes,
-            Unit::Percent,
-            Unit::Ratio,
-            Unit::Seconds,
-        ] {
+        check(Unit::BytesPerSecond, 1536.0, "1.5 KiB/s");
+        check(Unit::OpsPerSecond, 1500.0, "1.5k ops/s");
+        for u in UNITS {
             assert_eq!(Unit::parse(u.name()), Some(u));
         }
         assert_eq!(Unit::parse("furlongs"), None);
@@ -904,6 +1048,61 @@ mod tests {
             svg.contains(&format!("and {} more series", 30 - MAX_LEGEND)),
             "{svg}"
         );
+    }
+
+    #[test]
+    fn legend_stats_and_stacking() {
+        let pts = |v: &[f64]| -> Vec<Point> {
+            v.iter()
+                .enumerate()
+                .map(|(i, v)| Point {
+                    t: i as i64 * 1000,
+                    v: *v,
+                })
+                .collect()
+        };
+        assert_eq!(
+            stats(&pts(&[2.0, f64::NAN, 4.0, 0.0])),
+            Some(Stats {
+                min: 0.0,
+                max: 4.0,
+                avg: 2.0,
+                last: 0.0
+            })
+        );
+        assert_eq!(stats(&pts(&[f64::NAN])), None);
+        let a = series(&[("m", "a")], &[(0, 1.0), (1000, 2.0)]);
+        let b = series(&[("m", "b")], &[(0, 10.0), (1000, f64::NAN), (2000, 5.0)]);
+        let st = stack(&[a, b]);
+        let vals: Vec<Vec<f64>> = st
+            .iter()
+            .map(|s| s.values.iter().map(|p| p.v).collect())
+            .collect();
+        assert_eq!(vals[0], vec![1.0, 2.0]);
+        assert_eq!((vals[1][0], vals[1][2]), (11.0, 5.0));
+        assert!(vals[1][1].is_nan());
+    }
+
+    #[test]
+    fn plot_area_and_page_mode() {
+        let s = series(&[("m", "a")], &[(0, 1.0), (15_000, 2.0), (30_000, 3.0)]);
+        let o = ChartOptions {
+            legend: false,
+            transparent: true,
+            ..opts(0, 30_000, 15_000)
+        };
+        let (svg, area) = render_plot(std::slice::from_ref(&s), &o);
+        let area = area.unwrap();
+        assert!(
+            area.x0 > 0 && area.x1 < 800 && area.x0 < area.x1,
+            "{area:?}"
+        );
+        assert!(area.y0 < area.y1 && area.y1 < 260, "{area:?}");
+        assert_eq!((area.start_ms, area.end_ms, area.width), (0, 30_000, 800));
+        // No legend text and no white background.
+        assert!(!svg.contains("{m=&quot;a&quot;}"), "{svg}");
+        assert!(!svg.contains("fill=\"#FFFFFF\""), "{svg}");
+        assert_eq!(render_plot(&[], &o).1, None);
     }
 
     #[test]

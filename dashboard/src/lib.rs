@@ -5,26 +5,34 @@
 //! engine: it reads everything through a [`DataSource`], so it can sit on the in-process engine or
 //! on any Prometheus-compatible HTTP API.
 //!
-//! Pages: `/` (target health and built-in charts), `/graph?expr=...&range=1h` (Explore: ad-hoc
-//! PromQL as a graph and a table) and `/targets`. Each takes `range` (`5m`, `15m`, `1h`, `6h`,
-//! `24h`, `2d`, `7d`).
+//! Pages: `/` (health at a glance and built-in charts), `/d/<uid>` (dashboards from files: the
+//! built-in Nodes and Pods, and any in the dashboards folder; see [`board`]), `/dashboards`,
+//! `/graph?expr=...` (Explore: ad-hoc PromQL as a graph or a table), `/targets`, `/status`, and
+//! `/render?expr=...` (a chart as an SVG image to embed in notifications). Pages take `range`
+//! (`5m` … `7d`) or `from`/`to` (`now-6h`, RFC 3339, epoch seconds or ms), `refresh` (`5s`,
+//! `15s`, `1m`) and `theme` (`dark`, `light`).
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //! # fn wire(ds: Arc<dyn pharos_dashboard::DataSource>) {
-//! let app: axum::Router = pharos_dashboard::router(ds);
+//! let opts = pharos_dashboard::Options { dashboards_dir: Some("dashboards".into()) };
+//! let app: axum::Router = pharos_dashboard::router_with(ds, opts);
 //! # }
 //! ```
 
+pub mod assets;
+pub mod board;
 pub mod chart;
+pub mod dash;
 pub mod pages;
 pub mod time;
+pub mod ui;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use pharos_model::api::{MatrixSeries, QueryData, Target};
@@ -49,6 +57,57 @@ pub trait DataSource: Send + Sync + 'static {
 
     /// The active scrape targets.
     fn targets(&self) -> Vec<Target>;
+
+    /// The values of `label` on series matching `selector` (empty: any series with the label)
+    /// that have samples between `start_ms` and `end_ms`, sorted. The default asks
+    /// [`DataSource::query`] for `count by (label) (last_over_time(selector[range]))`.
+    fn label_values(
+        &self,
+        label: &str,
+        selector: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> std::result::Result<Vec<String>, String> {
+        let selector = if selector.trim().is_empty() {
+            format!("{{{label}!=\"\"}}")
+        } else {
+            selector.to_string()
+        };
+        let range_s = ((end_ms - start_ms) / 1000).max(1);
+        let expr = format!("count by ({label}) (last_over_time({selector}[{range_s}s]))");
+        let mut values: Vec<String> = match self.query(&expr, end_ms)? {
+            QueryData::Vector(v) => v
+                .into_iter()
+                .filter_map(|s| s.metric.get(label).map(str::to_string))
+                .collect(),
+            _ => return Err(format!("{expr} did not return a vector")),
+        };
+        values.sort();
+        values.dedup();
+        Ok(values)
+    }
+
+    /// What the Status page shows besides build information. The default is empty.
+    fn status(&self) -> StatusInfo {
+        StatusInfo::default()
+    }
+}
+
+/// What a data source reports for the Status page.
+#[derive(Debug, Clone, Default)]
+pub struct StatusInfo {
+    /// Titled sections of name/value pairs (build, runtime, flags, storage).
+    pub sections: Vec<(String, Vec<(String, String)>)>,
+    /// The configuration file as loaded.
+    pub config_yaml: Option<String>,
+}
+
+/// How the dashboard is set up.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Folder of dashboard files (`*.yaml`, `*.yml`, `*.json`), read at start and again when its
+    /// files change; `None`: only the built-in dashboards.
+    pub dashboards_dir: Option<std::path::PathBuf>,
 }
 
 /// Errors of the dashboard's handlers.
@@ -77,43 +136,140 @@ impl IntoResponse for Error {
 #[derive(Clone)]
 struct AppState {
     ds: Arc<dyn DataSource>,
+    boards: Arc<board::Store>,
 }
 
-/// The dashboard's routes (`/`, `/graph`, `/targets`) with their state applied, ready to be
-/// merged with the API router.
+/// The dashboard's routes with only the built-in dashboards; see [`router_with`].
 pub fn router(ds: Arc<dyn DataSource>) -> Router {
+    router_with(ds, Options::default())
+}
+
+/// The dashboard's routes (`/`, `/d/{uid}`, `/dashboards`, `/graph`, `/targets`, `/status`,
+/// `/render`) with their state applied, ready to be merged with the API router.
+pub fn router_with(ds: Arc<dyn DataSource>, opts: Options) -> Router {
+    let boards = Arc::new(board::Store::new(opts.dashboards_dir));
     Router::new()
         .route("/", get(home))
+        .route("/d/{uid}", get(dashboard))
+        .route("/dashboards", get(dashboards))
         .route("/graph", get(graph))
         .route("/targets", get(targets))
-        .with_state(AppState { ds })
+        .route("/status", get(status))
+        .route("/render", get(render_svg))
+        .with_state(AppState { ds, boards })
 }
 
 /// Runs a page function on a blocking thread (it queries the data source) and returns its HTML.
-async fn render<F>(state: AppState, page: &'static str, f: F) -> Result<Html<String>>
+async fn render<F>(state: AppState, page: &'static str, f: F) -> Result<String>
 where
-    F: FnOnce(&dyn DataSource, i64) -> String + Send + 'static,
+    F: FnOnce(&dyn DataSource, &board::Loaded, &ui::Chrome, i64) -> String + Send + 'static,
 {
-    let ds = state.ds;
-    tokio::task::spawn_blocking(move || f(&*ds, time::now_ms()))
-        .await
-        .map(Html)
-        .map_err(|e| Error::Render {
-            page,
-            reason: e.to_string(),
-        })
+    let AppState { ds, boards } = state;
+    tokio::task::spawn_blocking(move || {
+        let loaded = boards.current();
+        let chrome = ui::Chrome {
+            boards: loaded.nav(),
+            ..ui::Chrome::default()
+        };
+        f(&*ds, &loaded, &chrome, time::now_ms())
+    })
+    .await
+    .map_err(|e| Error::Render {
+        page,
+        reason: e.to_string(),
+    })
+}
+
+type Params = Vec<(String, String)>;
+
+/// The chrome of a page from its raw parameters (theme and refresh).
+fn chrome_from(params: &Params, base: &ui::Chrome) -> ui::Chrome {
+    let get = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    ui::Chrome {
+        theme: ui::Chrome::theme_param(get("theme")),
+        ..base.clone()
+    }
 }
 
 async fn home(State(st): State<AppState>, Query(q): Query<PageQuery>) -> Result<Html<String>> {
-    render(st, "/", move |ds, now| pages::home(ds, &q, now)).await
+    render(st, "/", move |ds, _, c, now| pages::home(ds, &q, c, now))
+        .await
+        .map(Html)
+}
+
+async fn dashboard(
+    State(st): State<AppState>,
+    Path(uid): Path<String>,
+    Query(params): Query<Params>,
+) -> Result<Response> {
+    let page = render(st, "/d", move |ds, loaded, c, now| {
+        let chrome = chrome_from(&params, c);
+        match loaded.get(&uid) {
+            Some(b) => dash::board_page(ds, &b, &params, &chrome, now),
+            None => String::new(),
+        }
+    })
+    .await?;
+    if page.is_empty() {
+        return Ok((StatusCode::NOT_FOUND, "no such dashboard").into_response());
+    }
+    Ok(Html(page).into_response())
+}
+
+async fn dashboards(
+    State(st): State<AppState>,
+    Query(params): Query<Params>,
+) -> Result<Html<String>> {
+    render(st, "/dashboards", move |_, loaded, c, _| {
+        dash::list_page(loaded, &chrome_from(&params, c))
+    })
+    .await
+    .map(Html)
 }
 
 async fn graph(State(st): State<AppState>, Query(q): Query<PageQuery>) -> Result<Html<String>> {
-    render(st, "/graph", move |ds, now| pages::explore(ds, &q, now)).await
+    render(st, "/graph", move |ds, _, c, now| {
+        pages::explore(ds, &q, c, now)
+    })
+    .await
+    .map(Html)
 }
 
-async fn targets(State(st): State<AppState>) -> Result<Html<String>> {
-    render(st, "/targets", pages::targets).await
+async fn targets(State(st): State<AppState>, Query(params): Query<Params>) -> Result<Html<String>> {
+    render(st, "/targets", move |ds, _, c, now| {
+        pages::targets(ds, &chrome_from(&params, c), now)
+    })
+    .await
+    .map(Html)
+}
+
+async fn status(State(st): State<AppState>, Query(params): Query<Params>) -> Result<Html<String>> {
+    render(st, "/status", move |ds, _, c, _| {
+        pages::status(ds, &chrome_from(&params, c))
+    })
+    .await
+    .map(Html)
+}
+
+async fn render_svg(State(st): State<AppState>, Query(params): Query<Params>) -> Result<Response> {
+    let svg = render(st, "/render", move |ds, _, _, now| {
+        dash::render_image(ds, &params, now)
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
 }
 
 #[cfg(test)]
@@ -175,7 +331,7 @@ mod tests {
                 "content-type: text/html; charset=utf-8",
                 "<!DOCTYPE html>",
                 "Query failed: no engine for up",
-                "No targets",
+                "0 targets",
             ],
         );
         check(&get(addr, "/targets").await, "200", &["<h1>Targets</h1>"]);
@@ -184,10 +340,42 @@ mod tests {
             "200",
             &[
                 "Query failed: no engine for rate(x[1m])",
-                "<option value=\"5m\" selected>",
+                "class=\"active\">5m</a>",
             ],
         );
         check(&get(addr, "/graph?range=2d").await, "200", &["Examples"]);
+        check(
+            &get(addr, "/d/nodes?theme=dark&refresh=5s").await,
+            "200",
+            &[
+                "<h1>Nodes</h1>",
+                "data-theme=\"dark\"",
+                "http-equiv=\"refresh\" content=\"5\"",
+                "cannot list values: no engine for count by (instance)",
+                "Query failed: no engine for",
+            ],
+        );
+        check(
+            &get(addr, "/d/pods").await,
+            "200",
+            &["<h1>Pods</h1>", "Namespace"],
+        );
+        check(&get(addr, "/d/nope").await, "404", &[]);
+        check(
+            &get(addr, "/dashboards").await,
+            "200",
+            &["href=\"/d/nodes\"", "href=\"/d/pods\""],
+        );
+        check(&get(addr, "/status").await, "200", &["<h1>Status</h1>"]);
+        check(
+            &get(addr, "/render?expr=up&width=300").await,
+            "200",
+            &[
+                "content-type: image/svg+xml",
+                "<svg",
+                "Query failed: no engine for up",
+            ],
+        );
         check(&get(addr, "/nope").await, "404", &[]);
     }
 }

@@ -3,7 +3,8 @@
 //! Every page function takes the [`DataSource`], the query parameters and the current time, runs
 //! its queries and returns the HTML. They block (queries may be slow), so the router calls them
 //! from `spawn_blocking`. Text from labels, queries and errors is escaped by Leptos (text nodes
-//! and attribute values); the one raw insertion is the chart SVG, whose text plotters escapes.
+//! and attribute values); the raw insertions are the chart SVG (whose text plotters escapes),
+//! the chart data JSON (with `<` escaped) and the fixed style sheet and script.
 
 use std::time::Instant;
 
@@ -15,21 +16,60 @@ use pharos_model::api::{
 use serde::Deserialize;
 
 use crate::DataSource;
-use crate::chart::{ChartOptions, Unit, render_chart};
-use crate::time::{DEFAULT_RANGE, RANGES, last_scrape_ago, parse_range, step_for};
+use crate::chart::{ChartOptions, Unit};
+use crate::time::{DEFAULT_RANGE, TimeRange, last_scrape_ago, parse_refresh, step_for};
+use crate::ui::{Chrome, chart_block, document, query_string, time_toolbar, unit_options};
 
 /// Query parameters understood by the pages.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PageQuery {
-    /// Time range name from [`RANGES`] (`5m` … `7d`); default [`DEFAULT_RANGE`].
+    /// Time range name from [`crate::time::RANGES`] (`5m` … `7d`); default [`DEFAULT_RANGE`].
     pub range: Option<String>,
+    /// Start of an absolute or relative range (`now-6h`, RFC 3339, epoch s or ms); wins over
+    /// `range`.
+    pub from: Option<String>,
+    /// End of the range (default `now`).
+    pub to: Option<String>,
+    /// Auto-refresh: `off`, `5s`, `15s`, `1m`.
+    pub refresh: Option<String>,
+    /// `dark` or `light`.
+    pub theme: Option<String>,
     /// PromQL expression (Explore).
     pub expr: Option<String>,
     /// Unit of the Explore chart ([`Unit::name`]); default plain.
     pub unit: Option<String>,
+    /// Explore tab: `graph` (range query, default) or `table` (instant query).
+    pub tab: Option<String>,
+    /// Explore: `on` to stack the graph's series.
+    pub stacked: Option<String>,
 }
 
-/// A chart panel of a built-in dashboard.
+impl PageQuery {
+    fn time_range(&self, now_ms: i64) -> TimeRange {
+        TimeRange::resolve(
+            self.range.as_deref(),
+            self.from.as_deref(),
+            self.to.as_deref(),
+            DEFAULT_RANGE,
+            now_ms,
+        )
+    }
+
+    fn refresh(&self) -> String {
+        self.refresh.clone().unwrap_or_else(|| "off".into())
+    }
+
+    /// The chrome of a page with these parameters.
+    fn chrome(&self, base: &Chrome) -> Chrome {
+        Chrome {
+            refresh_s: parse_refresh(self.refresh.as_deref()),
+            theme: Chrome::theme_param(self.theme.as_deref()).or(base.theme),
+            ..base.clone()
+        }
+    }
+}
+
+/// A chart panel of a built-in page.
 #[derive(Debug, Clone, Copy)]
 pub struct Panel {
     /// Title shown above the chart.
@@ -64,67 +104,35 @@ pub const HOME_PANELS: [Panel; 4] = [
     },
 ];
 
+/// The numbers at the top of the Home page: (title, instant query, unit).
+pub const HOME_STATS: [(&str, &str, Unit); 5] = [
+    (
+        "Nodes up",
+        "count(up == 1 and on (instance) node_uname_info) or vector(0)",
+        Unit::Plain,
+    ),
+    (
+        "Firing alerts",
+        "count(ALERTS{alertstate=\"firing\"}) or vector(0)",
+        Unit::Plain,
+    ),
+    ("Head series", "sum(pharos_tsdb_head_series)", Unit::Plain),
+    (
+        "Ingestion",
+        "sum(rate(pharos_target_samples_appended_total[5m]))",
+        Unit::OpsPerSecond,
+    ),
+    ("WAL size", "sum(pharos_tsdb_wal_bytes)", Unit::Bytes),
+];
+
 /// Width in pixels of the SVG of a dashboard chart (it scales with the page).
 const PANEL_WIDTH: u32 = 760;
-const PANEL_HEIGHT: u32 = 240;
+const PANEL_HEIGHT: u32 = 220;
 /// Width of the Explore chart.
 const EXPLORE_WIDTH: u32 = 1200;
 const EXPLORE_HEIGHT: u32 = 340;
 /// Rows of an instant result shown in the Explore table.
 const MAX_TABLE_ROWS: usize = 1000;
-
-const CSS: &str = r#"
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;background:#f6f7f9}
-nav.top{display:flex;flex-wrap:wrap;align-items:center;gap:4px 12px;padding:8px 16px;background:#fff;border-bottom:1px solid #e1e4e8}
-nav.top a{color:#444;text-decoration:none;padding:4px 8px;border-radius:6px}
-nav.top a.brand{font-weight:700;color:#c2410c;margin-right:8px}
-nav.top a.active,nav.top a:hover{background:#eef1f4;color:#111}
-main{max-width:1400px;margin:0 auto;padding:16px}
-h1{font-size:20px;margin:0 0 12px}
-h2{font-size:16px;margin:20px 0 8px}
-.toolbar{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin-bottom:12px}
-.ranges a{display:inline-block;padding:2px 9px;margin:2px;border:1px solid #d0d7de;border-radius:6px;color:#333;text-decoration:none;background:#fff}
-.ranges a.active{background:#0969da;border-color:#0969da;color:#fff}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,520px),1fr));gap:12px}
-.panel{background:#fff;border:1px solid #e1e4e8;border-radius:8px;padding:10px 12px;min-width:0}
-.panel header{display:flex;justify-content:space-between;align-items:baseline;gap:8px}
-.panel h3{margin:0;font-size:15px}
-.panel header a{font-size:12px;color:#0969da;text-decoration:none}
-.chart svg{display:block;width:100%;height:auto}
-code.expr{display:block;font-size:12px;color:#57606a;margin:2px 0 6px;overflow-wrap:anywhere}
-.error{background:#fff0f0;border:1px solid #f3b5b5;color:#a40e26;border-radius:6px;padding:8px 10px;overflow-wrap:anywhere;white-space:pre-wrap}
-.notice{background:#fff8c5;border:1px solid #e5d68a;border-radius:6px;padding:6px 10px;margin-bottom:12px}
-.nodata{color:#6e7781;text-align:center;padding:48px 0}
-.table-wrap{overflow-x:auto;background:#fff;border:1px solid #e1e4e8;border-radius:8px}
-table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #eef0f2;vertical-align:top}
-th{background:#f6f8fa;font-weight:600;font-size:13px;white-space:nowrap}
-td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
-td.series{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;overflow-wrap:anywhere}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
-.badge.up{background:#dafbe1;color:#116329}
-.badge.down{background:#ffebe9;color:#a40e26}
-.badge.unknown{background:#eaeef2;color:#57606a}
-.label{display:inline-block;background:#eef1f4;border-radius:4px;padding:0 6px;margin:1px 2px;font:12px ui-monospace,SFMono-Regular,Menlo,monospace;overflow-wrap:anywhere}
-.summary{display:flex;gap:8px;flex-wrap:wrap;margin-bottom:8px}
-form.query textarea{width:100%;min-height:64px;font:13px ui-monospace,SFMono-Regular,Menlo,monospace;padding:8px;border:1px solid #d0d7de;border-radius:6px}
-form.query .row{display:flex;gap:8px;flex-wrap:wrap;margin-top:6px;align-items:center}
-button{background:#0969da;color:#fff;border:0;border-radius:6px;padding:6px 14px;font-weight:600;cursor:pointer}
-select{padding:5px;border-radius:6px;border:1px solid #d0d7de;background:#fff}
-.muted{color:#6e7781}
-.err{color:#a40e26;overflow-wrap:anywhere}
-a{color:#0969da}
-@media (max-width:600px){main{padding:8px}th,td{padding:4px 6px}nav.top{padding:6px 8px}}
-"#;
-
-/// Which navigation entry is highlighted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Nav {
-    Home,
-    Explore,
-    Targets,
-}
 
 /// Percent-encodes a query-string component (everything but unreserved characters).
 pub fn urlencode(s: &str) -> String {
@@ -156,93 +164,18 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// The chosen range: its name, length in ms, and a notice when the requested name was unknown.
-fn resolve_range(q: &PageQuery) -> (&'static str, i64, Option<String>) {
-    let default = (DEFAULT_RANGE, 3_600_000);
-    match q.range.as_deref() {
-        None | Some("") => (default.0, default.1, None),
-        Some(r) => match RANGES.iter().find(|(n, _)| *n == r) {
-            Some((n, ms)) => (n, *ms, None),
-            None => (
-                default.0,
-                parse_range(default.0).unwrap_or(default.1),
-                Some(format!(
-                    "Unknown range {r:?}; showing {DEFAULT_RANGE}. Choose one of: {}.",
-                    RANGES.map(|(n, _)| n).join(", ")
-                )),
-            ),
-        },
-    }
-}
-
-/// Wraps page content in the HTML document with the navigation bar.
-fn document(title: &str, active: Nav, content: impl IntoView + 'static) -> String {
-    let link = move |href: &'static str, text: &'static str, nav: Nav| {
-        let class = if nav == active { "active" } else { "" };
-        view! { <a href=href class=class>{text}</a> }
-    };
-    let html = view! {
-        <html lang="en">
-            <head>
-                <meta charset="utf-8" />
-                <meta name="viewport" content="width=device-width, initial-scale=1" />
-                <title>{format!("{title} · Pharos")}</title>
-                <style inner_html=CSS></style>
-            </head>
-            <body>
-                <nav class="top">
-                    <a class="brand" href="/">"Pharos"</a>
-                    {link("/", "Home", Nav::Home)}
-                    {link("/graph", "Explore", Nav::Explore)}
-                    {link("/targets", "Targets", Nav::Targets)}
-                    <a href="/api/v1/status/buildinfo">"Build info"</a>
-                </nav>
-                <main>{content}</main>
-            </body>
-        </html>
-    }
-    .to_html();
-    format!("<!DOCTYPE html>{html}")
-}
-
-/// Links to each range; `base` is the page URL with any other parameters, ending in `?` or `&`.
-fn range_selector(base: String, current: &'static str) -> impl IntoView + use<> {
-    let links = RANGES
-        .iter()
-        .map(|(name, _)| {
-            let class = if *name == current { "active" } else { "" };
-            let href = format!("{base}range={name}");
-            view! { <a href=href class=class>{*name}</a> }
-        })
-        .collect_view();
-    view! { <div class="ranges">"Range: " {links}</div> }
-}
-
 fn notice(text: Option<String>) -> impl IntoView {
     text.map(|t| view! { <div class="notice">{t}</div> })
 }
 
-/// Whether a result has no finite point to draw.
-fn is_empty(series: &[MatrixSeries]) -> bool {
-    series
-        .iter()
-        .all(|s| s.values.iter().all(|p| !p.v.is_finite()))
-}
-
-/// The body of a chart panel: the SVG, or a "no data" or error message.
+/// The body of a chart panel: the chart, or a "no data" or error message.
 fn chart_body(
     result: Result<Vec<MatrixSeries>, String>,
     opts: &ChartOptions,
 ) -> impl IntoView + use<> {
     match result {
         Err(e) => view! { <div class="error">{format!("Query failed: {e}")}</div> }.into_any(),
-        Ok(s) if is_empty(&s) => {
-            view! { <div class="nodata">"No data in this time range"</div> }.into_any()
-        }
-        Ok(s) => {
-            let svg = render_chart(&s, opts);
-            view! { <div class="chart" inner_html=svg></div> }.into_any()
-        }
+        Ok(s) => chart_block(&s, &[], opts),
     }
 }
 
@@ -250,13 +183,14 @@ fn panel_view(
     panel: &Panel,
     result: Result<Vec<MatrixSeries>, String>,
     opts: &ChartOptions,
-    range: &str,
+    time: &[(String, String)],
 ) -> impl IntoView + use<> {
-    let explore = format!(
-        "/graph?expr={}&range={range}&unit={}",
-        urlencode(panel.expr),
-        panel.unit.name()
-    );
+    let mut pairs = vec![
+        ("expr".to_string(), panel.expr.to_string()),
+        ("unit".to_string(), panel.unit.name().to_string()),
+    ];
+    pairs.extend(time.iter().cloned());
+    let explore = format!("/graph{}", query_string(&pairs));
     view! {
         <section class="panel">
             <header>
@@ -360,60 +294,109 @@ fn sorted_targets(ds: &dyn DataSource) -> Vec<Target> {
     targets
 }
 
-/// `GET /`: target health and the built-in charts.
-pub fn home(ds: &dyn DataSource, q: &PageQuery, now_ms: i64) -> String {
+/// `GET /`: health at a glance (nodes, targets, alerts, storage, ingestion), the built-in charts
+/// and links to everything.
+pub fn home(ds: &dyn DataSource, q: &PageQuery, chrome: &Chrome, now_ms: i64) -> String {
     let started = Instant::now();
-    let (range, range_ms, range_notice) = resolve_range(q);
-    let start = now_ms - range_ms;
-    let step = step_for(range_ms, PANEL_WIDTH);
+    let tr = q.time_range(now_ms);
+    let refresh = q.refresh();
+    let step = step_for(tr.len_ms(), PANEL_WIDTH);
+    let time_pairs = vec![
+        ("from".to_string(), tr.from.clone()),
+        ("to".to_string(), tr.to.clone()),
+    ];
     let panels = HOME_PANELS
         .iter()
         .map(|p| {
-            let result = ds.query_range(p.expr, start, now_ms, step);
+            let result = ds.query_range(p.expr, tr.start_ms, tr.end_ms, step);
             if let Err(e) = &result {
                 tracing::debug!(expr = p.expr, error = %e, "home panel query failed");
             }
             let opts = ChartOptions {
                 width: PANEL_WIDTH,
                 height: PANEL_HEIGHT,
-                start_ms: start,
-                end_ms: now_ms,
+                start_ms: tr.start_ms,
+                end_ms: tr.end_ms,
                 step_ms: step,
                 unit: p.unit,
+                ..ChartOptions::default()
             };
-            panel_view(p, result, &opts, range)
+            panel_view(p, result, &opts, &time_pairs)
         })
         .collect_view();
     let targets = sorted_targets(ds);
+    let failing: Vec<Target> = targets
+        .iter()
+        .filter(|t| t.health != TargetHealth::Up)
+        .cloned()
+        .collect();
+    let stats = HOME_STATS
+        .iter()
+        .map(|(title, expr, unit)| {
+            let text = match ds.query(expr, now_ms) {
+                Ok(QueryData::Vector(v)) => v
+                    .first()
+                    .map_or_else(|| "-".to_string(), |s| unit.format(s.value.v)),
+                Ok(QueryData::Scalar(p)) => unit.format(p.v),
+                _ => "-".to_string(),
+            };
+            let href = format!("/graph{}", query_string(&[("expr".into(), (*expr).into())]));
+            view! {
+                <a class="panel stat" href=href style="text-decoration:none;color:inherit">
+                    <div class="v">{text}</div>
+                    <div class="n">{*title}</div>
+                </a>
+            }
+        })
+        .collect_view();
+    let boards = chrome
+        .boards
+        .iter()
+        .map(|(uid, title)| {
+            let href = format!("/d/{uid}");
+            view! { <a href=href>{title.clone()}</a> " · " }
+        })
+        .collect_view();
     let elapsed = format!(
         "Step {}, loaded in {} ms",
         pharos_model::api::format_duration(step),
         started.elapsed().as_millis()
     );
+    let failing_view = (!failing.is_empty()).then(|| {
+        view! {
+            <h2>"Targets with errors"</h2>
+            {targets_table(&failing, now_ms)}
+        }
+    });
     let content = view! {
         <h1>"Overview"</h1>
-        {notice(range_notice)}
-        <div class="toolbar">
-            {range_selector("/?".to_string(), range)}
-            <span class="muted">{elapsed}</span>
+        {notice(tr.notice.clone())}
+        <div class="grid" style="grid-template-columns:repeat(auto-fit,minmax(150px,1fr))">
+            <a class="panel stat" href="/targets" style="text-decoration:none;color:inherit">
+                {summary(&targets)}
+                <div class="n">"Targets"</div>
+            </a>
+            {stats}
         </div>
+        <p>"Dashboards: " {boards} <a href="/dashboards">"all dashboards"</a> " · "
+            <a href="/graph">"Explore"</a> " · " <a href="/status">"Status"</a></p>
+        {failing_view}
+        {time_toolbar("/", &[], &tr, &refresh)}
         <div class="grid">{panels}</div>
-        <h2>"Targets"</h2>
-        {summary(&targets)}
-        {targets_table(&targets, now_ms)}
+        <p class="muted">{elapsed}</p>
     };
-    document("Home", Nav::Home, content)
+    document("Home", "/", &q.chrome(chrome), content)
 }
 
 /// `GET /targets`: every scrape target.
-pub fn targets(ds: &dyn DataSource, now_ms: i64) -> String {
+pub fn targets(ds: &dyn DataSource, chrome: &Chrome, now_ms: i64) -> String {
     let targets = sorted_targets(ds);
     let content = view! {
         <h1>"Targets"</h1>
         {summary(&targets)}
         {targets_table(&targets, now_ms)}
     };
-    document("Targets", Nav::Targets, content)
+    document("Targets", "/targets", chrome, content)
 }
 
 /// Rows of the instant-query table: series text and value text.
@@ -496,42 +479,83 @@ const EXAMPLES: [&str; 4] = [
     "rate(scrape_samples_scraped[5m])",
 ];
 
-/// `GET /graph?expr=...&range=1h`: ad-hoc PromQL, graph and table.
-pub fn explore(ds: &dyn DataSource, q: &PageQuery, now_ms: i64) -> String {
-    let (range, range_ms, range_notice) = resolve_range(q);
+/// A PromQL error message with its position (`3:7: parse error: ...`, as Prometheus and Pharos
+/// report them): (line, column, message).
+pub fn error_position(msg: &str) -> Option<(usize, usize, &str)> {
+    let (line, rest) = msg.split_once(':')?;
+    let (col, rest) = rest.split_once(':')?;
+    Some((
+        line.trim().parse().ok()?,
+        col.trim().parse().ok()?,
+        rest.trim(),
+    ))
+}
+
+/// The expression with the character at the error's position marked.
+fn error_marked(expr: &str, err: &str) -> impl IntoView + use<> {
+    let pos = error_position(err).and_then(|(line, col, _)| {
+        let start: usize = expr
+            .split_inclusive('\n')
+            .take(line.checked_sub(1)?)
+            .map(str::len)
+            .sum();
+        // Columns count bytes from 1 (Prometheus' convention); clamp to a char boundary.
+        let mut at = (start + col.checked_sub(1)?).min(expr.len());
+        while !expr.is_char_boundary(at) {
+            at -= 1;
+        }
+        Some(at)
+    });
+    pos.map(|at| {
+        let before = expr[..at].to_string();
+        let ch_len = expr[at..].chars().next().map_or(0, char::len_utf8);
+        let mark = if ch_len == 0 {
+            " ".to_string()
+        } else {
+            expr[at..at + ch_len].to_string()
+        };
+        let after = expr[at + ch_len..].to_string();
+        view! {
+            <pre class="errpos">{before}<mark>{mark}</mark>{after}</pre>
+        }
+    })
+}
+
+/// `GET /graph?expr=...&range=1h&tab=graph|table&stacked=on`: ad-hoc PromQL, graph and table.
+pub fn explore(ds: &dyn DataSource, q: &PageQuery, chrome: &Chrome, now_ms: i64) -> String {
+    let tr = q.time_range(now_ms);
+    let refresh = q.refresh();
     let expr = q.expr.clone().unwrap_or_default();
     let expr_trim = expr.trim().to_string();
     let unit = q.unit.as_deref().and_then(Unit::parse).unwrap_or_default();
-    let options = RANGES
-        .iter()
-        .map(|(name, _)| view! { <option value=*name selected=*name == range>{*name}</option> })
-        .collect_view();
-    let units = [
-        Unit::Plain,
-        Unit::Bytes,
-        Unit::Percent,
-        Unit::Ratio,
-        Unit::Seconds,
-    ]
-    .map(|u| view! { <option value=u.name() selected=u == unit>{u.name()}</option> })
-    .into_iter()
-    .collect_view();
+    let table_tab = q.tab.as_deref() == Some("table");
+    let stacked = matches!(q.stacked.as_deref(), Some("on" | "1" | "true"));
     let form = view! {
         <form class="query" method="get" action="/graph">
-            <textarea name="expr" placeholder="PromQL expression" inner_html=escape_html(&expr)></textarea>
+            <textarea name="expr" placeholder="PromQL expression (Ctrl+Enter runs it)" inner_html=escape_html(&expr)></textarea>
+            <input type="hidden" name="from" value=tr.from.clone() />
+            <input type="hidden" name="to" value=tr.to.clone() />
+            <input type="hidden" name="tab" value=if table_tab { "table" } else { "graph" } />
             <div class="row">
-                <label>"Range " <select name="range">{options}</select></label>
-                <label>"Unit " <select name="unit">{units}</select></label>
+                <label>"Unit " <select name="unit">{unit_options(unit)}</select></label>
+                <label><input type="checkbox" name="stacked" value="on" checked=stacked />" Stacked"</label>
                 <button type="submit">"Execute"</button>
             </div>
         </form>
+        <div class="history" style="display:none">
+            <h2>"History"</h2>
+            <ul id="history"></ul>
+        </div>
     };
 
     let results = if expr_trim.is_empty() {
         let examples = EXAMPLES
             .iter()
             .map(|e| {
-                let href = format!("/graph?expr={}&range={range}", urlencode(e));
+                let href = format!(
+                    "/graph{}",
+                    query_string(&[("expr".into(), (*e).to_string())])
+                );
                 view! {
                     <li>
                         <a href=href>
@@ -547,52 +571,133 @@ pub fn explore(ds: &dyn DataSource, q: &PageQuery, now_ms: i64) -> String {
         })
     } else {
         let started = Instant::now();
-        let start = now_ms - range_ms;
-        let step = step_for(range_ms, EXPLORE_WIDTH);
-        let graph = ds.query_range(&expr_trim, start, now_ms, step);
-        let instant = ds.query(&expr_trim, now_ms);
-        let opts = ChartOptions {
-            width: EXPLORE_WIDTH,
-            height: EXPLORE_HEIGHT,
-            start_ms: start,
-            end_ms: now_ms,
-            step_ms: step,
-            unit,
+        let step = step_for(tr.len_ms(), EXPLORE_WIDTH);
+        let mut base = vec![
+            ("expr".to_string(), expr_trim.clone()),
+            ("unit".to_string(), unit.name().to_string()),
+        ];
+        if stacked {
+            base.push(("stacked".into(), "on".into()));
+        }
+        let tab_link = |tab: &str| {
+            let mut pairs = base.clone();
+            pairs.push(("tab".into(), tab.into()));
+            pairs.push(("from".into(), tr.from.clone()));
+            pairs.push(("to".into(), tr.to.clone()));
+            format!("/graph{}", query_string(&pairs))
         };
-        let series_count = graph.as_ref().map_or(0, Vec::len);
-        let meta = format!(
-            "{series_count} series, step {}, loaded in {} ms",
-            pharos_model::api::format_duration(step),
-            started.elapsed().as_millis()
-        );
-        let base = format!(
-            "/graph?expr={}&unit={}&",
-            urlencode(&expr_trim),
-            unit.name()
-        );
+        let (graph_href, table_href) = (tab_link("graph"), tab_link("table"));
+        let mut share = base.clone();
+        share.push(("from".into(), tr.start_ms.to_string()));
+        share.push(("to".into(), tr.end_ms.to_string()));
+        if table_tab {
+            share.push(("tab".into(), "table".into()));
+        }
+        let share = format!("/graph{}", query_string(&share));
+        let mut toolbar_base = base.clone();
+        if table_tab {
+            toolbar_base.push(("tab".into(), "table".into()));
+        }
+        let (body, error, meta) = if table_tab {
+            let instant = ds.query(&expr_trim, tr.end_ms);
+            let err = instant.as_ref().err().cloned();
+            let meta = format!(
+                "instant query at {}, loaded in {} ms",
+                format_rfc3339(tr.end_ms),
+                started.elapsed().as_millis()
+            );
+            (instant_table(instant).into_any(), err, meta)
+        } else {
+            let graph = ds.query_range(&expr_trim, tr.start_ms, tr.end_ms, step);
+            let err = graph.as_ref().err().cloned();
+            let series_count = graph.as_ref().map_or(0, Vec::len);
+            let opts = ChartOptions {
+                width: EXPLORE_WIDTH,
+                height: EXPLORE_HEIGHT,
+                start_ms: tr.start_ms,
+                end_ms: tr.end_ms,
+                step_ms: step,
+                unit,
+                stacked,
+                ..ChartOptions::default()
+            };
+            let meta = format!(
+                "{series_count} series, step {}, loaded in {} ms",
+                pharos_model::api::format_duration(step),
+                started.elapsed().as_millis()
+            );
+            let body = view! {
+                <section class="panel">{chart_body(graph, &opts)}</section>
+            };
+            (body.into_any(), err, meta)
+        };
+        let marked = error.map(|e| error_marked(&expr_trim, &e));
         Either::Right(view! {
-            <div class="toolbar">
-                {range_selector(base, range)}
-                <span class="muted">{meta}</span>
+            {marked}
+            {time_toolbar("/graph", &toolbar_base, &tr, &refresh)}
+            <div class="tabs">
+                <a href=graph_href class=if table_tab { "" } else { "active" }>"Graph"</a>
+                <a href=table_href class=if table_tab { "active" } else { "" }>"Table"</a>
+                <span class="sep" style="flex:1"></span>
+                <a href=share title="This view with absolute times, to share">"Share link"</a>
             </div>
-            <section class="panel">
-                <header>
-                    <h3>"Graph"</h3>
-                </header>
-                {chart_body(graph, &opts)}
-            </section>
-            <h2>{format!("Table at {}", format_rfc3339(now_ms))}</h2>
-            {instant_table(instant)}
+            <p class="muted">{meta}</p>
+            {body}
         })
     };
 
     let content = view! {
         <h1>"Explore"</h1>
-        {notice(range_notice)}
+        {notice(tr.notice.clone())}
         {form}
         {results}
     };
-    document("Explore", Nav::Explore, content)
+    document("Explore", "/graph", &q.chrome(chrome), content)
+}
+
+/// `GET /status`: build information, and what the data source reports (runtime, flags, storage
+/// statistics, the configuration file).
+pub fn status(ds: &dyn DataSource, chrome: &Chrome) -> String {
+    let st = ds.status();
+    let kv = |pairs: Vec<(String, String)>| {
+        let items = pairs
+            .into_iter()
+            .map(|(k, v)| view! { <dt>{k}</dt> <dd>{v}</dd> })
+            .collect_view();
+        view! { <dl class="kv">{items}</dl> }
+    };
+    let dashboard_build = vec![(
+        "dashboard version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    )];
+    let sections = st
+        .sections
+        .into_iter()
+        .map(|(title, pairs)| {
+            view! {
+                <section class="panel" style="margin-bottom:12px">
+                    <h2 style="margin-top:0">{title}</h2>
+                    {kv(pairs)}
+                </section>
+            }
+        })
+        .collect_view();
+    let config = st.config_yaml.map(|c| {
+        view! {
+            <h2>"Configuration"</h2>
+            <pre class="config">{c}</pre>
+        }
+    });
+    let content = view! {
+        <h1>"Status"</h1>
+        {sections}
+        <section class="panel" style="margin-bottom:12px">
+            <h2 style="margin-top:0">"Dashboard"</h2>
+            {kv(dashboard_build)}
+        </section>
+        {config}
+    };
+    document("Status", "/status", chrome, content)
 }
 
 #[cfg(test)]
@@ -680,7 +785,7 @@ mod tests {
         PageQuery {
             range: range.map(String::from),
             expr: expr.map(String::from),
-            unit: None,
+            ..PageQuery::default()
         }
     }
 
@@ -711,13 +816,13 @@ mod tests {
             ],
             ..Fake::default()
         };
-        let html = targets(&ds, NOW);
+        let html = targets(&ds, &Chrome::default(), NOW);
         assert!(html.starts_with("<!DOCTYPE html><html"), "{html}");
         contains_all(
             &html,
             &[
                 "<a href=\"/graph\"",
-                "href=\"/api/v1/status/buildinfo\"",
+                "href=\"/status\"",
                 "1 up",
                 "1 down",
                 "1 unknown",
@@ -761,7 +866,7 @@ mod tests {
             )],
             ..Fake::default()
         };
-        let html = home(&ds, &q(None, None), NOW);
+        let html = home(&ds, &q(None, None), &Chrome::default(), NOW);
         contains_all(
             &html,
             &[
@@ -791,7 +896,7 @@ mod tests {
         #[track_caller]
         fn check(range: Option<&str>, want_ms: i64, want_step: i64, notice: bool) {
             let ds = Fake::default();
-            let html = home(&ds, &q(range, None), NOW);
+            let html = home(&ds, &q(range, None), &Chrome::default(), NOW);
             let calls = ds.calls.lock().map(|c| c.clone()).unwrap_or_default();
             let (_, s, e, step) = calls.first().cloned().unwrap_or_default();
             assert_eq!((e - s, step), (want_ms, want_step), "{range:?}");
@@ -816,19 +921,35 @@ mod tests {
             }]))),
             ..Fake::default()
         };
-        let html = explore(&ds, &q(Some("15m"), Some("rate(x[1m])")), NOW);
+        let html = explore(
+            &ds,
+            &q(Some("15m"), Some("rate(x[1m])")),
+            &Chrome::default(),
+            NOW,
+        );
         contains_all(
             &html,
             &[
-                "<textarea name=\"expr\" placeholder=\"PromQL expression\">rate(x[1m])</textarea>",
-                "<option value=\"15m\" selected>15m</option>",
+                ">rate(x[1m])</textarea>",
+                "<input type=\"hidden\" name=\"from\" value=\"now-15m\">",
+                "<a href=\"/graph?expr=rate%28x%5B1m%5D%29&amp;unit=plain&amp;range=1h\"",
                 "<svg",
-                "{mode=\"user\"}</td>",
-                "0.25",
-                "1 results",
-                "href=\"/graph?expr=rate%28x%5B1m%5D%29&amp;unit=plain&amp;range=1h\"",
+                "{mode=\"user\"}",
+                "1 series, step 5s",
+                "Share link",
+                // The share link has absolute times.
+                &format!("&amp;from={}&amp;to={NOW}", NOW - 900_000),
             ],
         );
+        // The graph tab runs only the range query; the table tab only the instant one.
+        assert!(!html.contains("1 results"));
+        let table = PageQuery {
+            tab: Some("table".into()),
+            ..q(Some("15m"), Some("rate(x[1m])"))
+        };
+        let html = explore(&ds, &table, &Chrome::default(), NOW);
+        contains_all(&html, &["{mode=\"user\"}</td>", "0.25", "1 results"]);
+        assert!(!html.contains("<svg"));
 
         let ds = Fake {
             ranges: vec![(
@@ -838,20 +959,30 @@ mod tests {
             instant: Some(Err("1:6: parse error: unexpected end of input".into())),
             ..Fake::default()
         };
-        let html = explore(&ds, &q(None, Some("rate(")), NOW);
+        let html = explore(&ds, &q(None, Some("rate(")), &Chrome::default(), NOW);
         contains_all(
             &html,
             &[
                 "Query failed: 1:6: parse error: unexpected end of input",
-                "<div class=\"error\">1:6: parse error: unexpected end of input</div>",
+                // The position is marked (past the end here).
+                "<pre class=\"errpos\">rate(<mark> </mark>",
             ],
         );
         assert!(!html.contains("<svg"));
+        let table = PageQuery {
+            tab: Some("table".into()),
+            ..q(None, Some("rate("))
+        };
+        let html = explore(&ds, &table, &Chrome::default(), NOW);
+        contains_all(
+            &html,
+            &["<div class=\"error\">1:6: parse error: unexpected end of input</div>"],
+        );
 
         // No expression: examples, no queries.
         let ds = Fake::default();
-        let html = explore(&ds, &q(None, None), NOW);
-        contains_all(&html, &["Examples", "/graph?expr=up&amp;range=1h"]);
+        let html = explore(&ds, &q(None, None), &Chrome::default(), NOW);
+        contains_all(&html, &["Examples", "/graph?expr=up\""]);
         assert!(ds.calls.lock().map(|c| c.is_empty()).unwrap_or(false));
     }
 
@@ -877,14 +1008,19 @@ mod tests {
             ..Fake::default()
         };
         for html in [
-            home(&ds, &q(None, None), NOW),
-            targets(&ds, NOW),
-            explore(&ds, &q(Some(evil), Some(evil)), NOW),
-            explore(&ds, &q(None, Some("</textarea><script>")), NOW),
+            home(&ds, &q(None, None), &Chrome::default(), NOW),
+            targets(&ds, &Chrome::default(), NOW),
+            explore(&ds, &q(Some(evil), Some(evil)), &Chrome::default(), NOW),
+            explore(
+                &ds,
+                &q(None, Some("</textarea><script>")),
+                &Chrome::default(),
+                NOW,
+            ),
         ] {
-            assert!(!html.contains("<script"), "{html}");
+            no_injected_script(&html);
         }
-        let html = targets(&ds, NOW);
+        let html = targets(&ds, &Chrome::default(), NOW);
         contains_all(
             &html,
             &[
@@ -894,6 +1030,49 @@ mod tests {
                 "<td>j\"&gt;&lt;script&gt;</td>",
             ],
         );
+    }
+
+    /// The page's own scripts are the only `<script` elements.
+    #[track_caller]
+    fn no_injected_script(html: &str) {
+        let own = html
+            .replace("<script>try{", "")
+            .replace("<script>(function(){", "")
+            .replace(
+                "<script type=\"application/json\" class=\"chart-data\">",
+                "",
+            );
+        assert!(!own.contains("<script"), "{html}");
+    }
+
+    #[test]
+    fn error_marking() {
+        #[track_caller]
+        fn check(expr: &str, err: &str, want: Option<&str>) {
+            let got = error_marked(expr, err).into_view().to_html();
+            match want {
+                Some(w) => assert!(got.contains(w), "{got}"),
+                None => assert!(!got.contains("errpos"), "{got}"),
+            }
+        }
+        check("sum(x", "1:6: parse error: x", Some("sum(x<mark> </mark>"));
+        check(
+            "a +\nb +)",
+            "2:4: parse error: x",
+            Some("a +\nb +<mark>)</mark>"),
+        );
+        check("é+", "1:2: parse error: x", Some("<mark>é</mark>+"));
+        check("up", "no position here", None);
+        assert_eq!(
+            error_position("3:7: parse error: boom"),
+            Some((3, 7, "parse error: boom"))
+        );
+    }
+
+    #[test]
+    fn status_page() {
+        let html = status(&Fake::default(), &Chrome::default());
+        contains_all(&html, &["<h1>Status</h1>", "dashboard version"]);
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub mod api;
 pub mod ast;
 mod engine;
 pub mod functions;
+pub mod notifier;
 pub mod parser;
+pub mod rules;
 
 pub use engine::{Element, Engine, EngineOptions, EvalError, Metric, RangeSeries, Result, Value};

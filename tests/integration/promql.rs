@@ -10,89 +10,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use pharos_model::api::{QueryData, VectorSample};
-use pharos_model::storage::{self, Querier, Queryable, SelectHints, SeriesSet, VecSampleIterator};
-use pharos_model::{Label, Labels, Matcher, STALE_NAN, Sample};
+use pharos_model::{Label, Labels, STALE_NAN, Sample};
 use pharos_query::{Engine, EngineOptions};
 
-/// An in-memory store for the scripts' `load` commands.
-#[derive(Default)]
-struct MemStore {
-    series: Vec<(Labels, Vec<Sample>)>,
-}
-
-impl MemStore {
-    fn add(&mut self, labels: Labels, samples: Vec<Sample>) {
-        match self.series.iter_mut().find(|(l, _)| *l == labels) {
-            Some((_, s)) => {
-                s.extend(samples);
-                s.sort_by_key(|s| s.t);
-            }
-            None => self.series.push((labels, samples)),
-        }
-        self.series.sort_by(|a, b| a.0.cmp(&b.0));
-    }
-}
-
-struct MemQuerier {
-    series: Vec<(Labels, Vec<Sample>)>,
-}
-
-impl Queryable for MemStore {
-    fn querier(&self, min_t: i64, max_t: i64) -> storage::Result<Box<dyn Querier>> {
-        let series = self
-            .series
-            .iter()
-            .map(|(l, s)| {
-                let s = s
-                    .iter()
-                    .filter(|s| s.t >= min_t && s.t <= max_t)
-                    .copied()
-                    .collect();
-                (l.clone(), s)
-            })
-            .collect();
-        Ok(Box::new(MemQuerier { series }))
-    }
-}
-
-impl Querier for MemQuerier {
-    fn select(&self, matchers: &[Matcher], _: &SelectHints) -> storage::Result<SeriesSet> {
-        let out: Vec<storage::Series> = self
-            .series
-            .iter()
-            .filter(|(l, s)| !s.is_empty() && Matcher::all_match(matchers, l))
-            .map(|(l, s)| storage::Series {
-                labels: l.clone(),
-                samples: Box::new(VecSampleIterator::new(s.clone())),
-            })
-            .collect();
-        Ok(Box::new(out.into_iter()))
-    }
-
-    fn label_names(&self, matchers: &[Matcher]) -> storage::Result<Vec<String>> {
-        let mut names = BTreeSet::new();
-        for (l, _) in self
-            .series
-            .iter()
-            .filter(|(l, _)| Matcher::all_match(matchers, l))
-        {
-            names.extend(l.iter().map(|l| l.name.clone()));
-        }
-        Ok(names.into_iter().collect())
-    }
-
-    fn label_values(&self, name: &str, matchers: &[Matcher]) -> storage::Result<Vec<String>> {
-        let mut vals = BTreeSet::new();
-        for (l, _) in self
-            .series
-            .iter()
-            .filter(|(l, _)| Matcher::all_match(matchers, l))
-        {
-            vals.extend(l.get(name).map(str::to_string));
-        }
-        Ok(vals.into_iter().collect())
-    }
-}
+use crate::memstore::MemStore;
 
 /// Parses `name{a="b", ...}` / `{...}` / `name` at the start of `s`; returns labels and the rest.
 fn parse_labels(s: &str) -> Result<(Labels, &str), String> {

@@ -30,6 +30,11 @@ impl TargetsProvider for Targets {
 }
 
 async fn serve() -> SocketAddr {
+    serve_with(&[]).await
+}
+
+/// Serves the test data with `extra` flags added to the state.
+async fn serve_with(extra: &[(&str, &str)]) -> SocketAddr {
     let mut db = load(
         60_000,
         &[
@@ -63,8 +68,12 @@ async fn serve() -> SocketAddr {
             ..BuildInfo::default()
         },
         config_yaml: Arc::new(RwLock::new("global: {}\n".into())),
-        flags: BTreeMap::from([("web.listen-address".into(), ":9090".into())]),
+        flags: BTreeMap::from([("web.listen-address".into(), ":9090".into())])
+            .into_iter()
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect(),
         start_time_ms: 0,
+        rules: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -149,7 +158,7 @@ async fn queries() {
         call(a, "GET", "/api/v1/query?query=up&time=yesterday", None).await,
         400,
         json!({"status":"error","errorType":"bad_data",
-            "error":"invalid parameter \"time\": cannot parse \"yesterday\" to a valid timestamp"}),
+            "error":"invalid parameter \"time\": Invalid time value for 'time': cannot parse \"yesterday\" to a valid timestamp"}),
     );
     check(
         call(
@@ -185,13 +194,13 @@ async fn queries() {
         .await,
         400,
         json!({"status":"error","errorType":"bad_data",
-            "error":"invalid parameter \"query\": invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"}),
+            "error":"invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"}),
     );
     check(
         call(a, "GET", "/api/v1/query?query=up&timeout=0s", None).await,
         503,
         json!({"status":"error","errorType":"timeout",
-            "error":"query timed out in expression evaluation"}),
+            "error":"query timed out in query execution"}),
     );
     check(
         call(a, "GET", "/api/v1/query?query=up&timeout=never", None).await,
@@ -209,7 +218,7 @@ async fn queries() {
         .await,
         422,
         json!({"status":"error","errorType":"execution",
-            "error":"found duplicate series for the match group {} on the right hand-side of the operation: [up{instance=\"b\", job=\"prom\"}, up{instance=\"a\", job=\"node\"}];many-to-many matching not allowed: matching labels must be unique on one side"}),
+            "error":"found duplicate series for the match group {} on the right hand-side of the operation: [{__name__=\"up\", instance=\"b\", job=\"prom\"}, {__name__=\"up\", instance=\"a\", job=\"node\"}];many-to-many matching not allowed: matching labels must be unique on one side"}),
     );
 }
 
@@ -269,7 +278,7 @@ async fn metadata_endpoints() {
         json!({"status":"success","data":{"alerts":[]}}),
     );
     check(
-        call(a, "GET", "/api/v1/query_exemplars", None).await,
+        call(a, "GET", "/api/v1/query_exemplars?query=up", None).await,
         200,
         json!({"status":"success","data":[]}),
     );
@@ -288,7 +297,7 @@ async fn metadata_endpoints() {
     assert_eq!(b["data"]["goVersion"], "rustc 1.95");
     let (s, b) = call(a, "GET", "/api/v1/status/runtimeinfo", None).await;
     assert_eq!(s, 200);
-    assert_eq!(b["data"]["startTime"], "1970-01-01T00:00:00.000Z");
+    assert_eq!(b["data"]["startTime"], "1970-01-01T00:00:00Z");
     let (s, b) = call(a, "GET", "/api/v1/targets", None).await;
     assert_eq!(s, 200);
     assert_eq!(b["data"]["activeTargets"][0]["scrapePool"], "node");
@@ -313,9 +322,15 @@ async fn federation() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert_eq!(lines[0], "# TYPE Anew untyped");
-    assert!(lines[1].starts_with("Anew{A=\"1\"} 1 "), "{text}");
+    assert!(
+        lines[1].starts_with("Anew{A=\"1\",instance=\"\"} 1 "),
+        "{text}"
+    );
     assert_eq!(lines[2], "# TYPE fresh untyped");
-    assert!(lines[3].starts_with("fresh{job=\"x\"} 2.5 "), "{text}");
+    assert!(
+        lines[3].starts_with("fresh{job=\"x\",instance=\"\"} 2.5 "),
+        "{text}"
+    );
     let (s, _) = call(a, "GET", "/federate?match[]=%7B", None).await;
     assert_eq!(s, 400);
 }
@@ -360,4 +375,173 @@ fn times_and_durations() {
     assert_eq!(parse_duration_param("0.5"), Some(500));
     assert_eq!(parse_duration_param("1m30s"), Some(90_000));
     assert_eq!(parse_duration_param("x"), None);
+}
+
+#[test]
+fn go_time_rounding() {
+    #[track_caller]
+    fn check(s: &str, want: Option<i64>) {
+        assert_eq!(parse_time(s), want, "{s}");
+    }
+    // Go rounds the fraction to ms with math.Round, then truncates to whole nanoseconds.
+    check("1672532100.78", Some(1_672_532_100_780));
+    check("0.0005", Some(1));
+    check("1.0004", Some(1000));
+    check("-1.5", Some(-1500));
+    check("-0.57", Some(-570));
+    check("1e3", Some(1_000_000));
+    check("1672531200.333", Some(1_672_531_200_333));
+    check("2023-01-01T00:30:00.5+01:00", Some(1_672_529_400_500));
+    check("inf", None);
+}
+
+#[test]
+fn go_duration_truncation() {
+    #[track_caller]
+    fn check(s: &str, want: Option<i64>) {
+        assert_eq!(parse_duration_param(s), want, "{s}");
+    }
+    // 33.3 s is 33299999999.999996 ns in float64: Go keeps 33299999999 ns, i.e. 33299 ms.
+    check("33.3", Some(33_299));
+    check("14.4", Some(14_400));
+    check("-5", Some(-5000));
+    check("0.0005", Some(0));
+    check("5m", Some(300_000));
+    check("1e300", None);
+}
+
+/// A raw request with extra headers; returns status, headers and body bytes.
+async fn raw(addr: SocketAddr, req: &str) -> (u16, String, Vec<u8>) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    (
+        head[9..12].parse().unwrap(),
+        head,
+        buf[split + 4..].to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn gzip_when_accepted() {
+    let a = serve().await;
+    let req = |enc: &str| {
+        format!(
+            "GET /api/v1/labels HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAccept-Encoding: {enc}\r\n\r\n"
+        )
+    };
+    let (status, head, body) = raw(a, &req("gzip, deflate")).await;
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("content-encoding: gzip"),
+        "{head}"
+    );
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+        .unwrap();
+    assert_eq!(
+        plain,
+        r#"{"status":"success","data":["A","__name__","instance","job"]}"#
+    );
+    for enc in ["identity", "gzip;q=0"] {
+        let (_, head, body) = raw(a, &req(enc)).await;
+        assert!(
+            !head.to_ascii_lowercase().contains("content-encoding"),
+            "{head}"
+        );
+        assert!(body.starts_with(b"{\"status\""), "{enc}");
+    }
+}
+
+#[tokio::test]
+async fn limits_and_warnings() {
+    let a = serve().await;
+    check(
+        call(a, "GET", "/api/v1/labels?limit=2", None).await,
+        200,
+        json!({"status":"success","data":["A","__name__"],
+            "warnings":["results truncated due to limit"]}),
+    );
+    check(
+        call(a, "GET", "/api/v1/label/job/values?limit=5", None).await,
+        200,
+        json!({"status":"success","data":["gone","node","prom","x"]}),
+    );
+    check(
+        call(a, "POST", "/api/v1/series", Some("match%5B%5D=up&limit=1")).await,
+        200,
+        json!({"status":"success","data":[{"__name__":"up","instance":"a","job":"node"}],
+            "warnings":["results truncated due to limit"]}),
+    );
+    check(
+        call(a, "GET", "/api/v1/query?query=up&time=120&limit=1", None).await,
+        200,
+        json!({"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"__name__":"up","instance":"a","job":"node"},"value":[120,"1"]}]},
+            "warnings":["results truncated due to limit"]}),
+    );
+    check(
+        call(a, "GET", "/api/v1/labels?limit=-1", None).await,
+        400,
+        json!({"status":"error","errorType":"bad_data",
+            "error":"invalid parameter \"limit\": limit must be non-negative"}),
+    );
+    check(
+        call(a, "GET", "/api/v1/labels?limit=x", None).await,
+        400,
+        json!({"status":"error","errorType":"bad_data",
+            "error":"invalid parameter \"limit\": strconv.Atoi: parsing \"x\": invalid syntax"}),
+    );
+}
+
+#[tokio::test]
+async fn timeouts_and_admin() {
+    let a = serve().await;
+    check(
+        call(a, "GET", "/api/v1/query?query=up&time=120&timeout=0", None).await,
+        503,
+        json!({"status":"error","errorType":"timeout",
+            "error":"query timed out in query execution"}),
+    );
+    check(
+        call(a, "POST", "/api/v1/admin/tsdb/snapshot", Some("")).await,
+        500,
+        json!({"status":"error","errorType":"unavailable","error":"admin APIs disabled"}),
+    );
+    let (status, head, body) = raw(
+        a,
+        "GET /api/v1/nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (404, &b"404 page not found\n"[..])
+    );
+    assert!(head.contains("text/plain; charset=utf-8"), "{head}");
+}
+
+#[tokio::test]
+async fn queries_queue_beyond_the_limit() {
+    // More concurrent queries than slots: all finish (the extra ones waited), none fails.
+    let a = serve().await;
+    let one = serve_with(&[("query.max-concurrency", "1")]).await;
+    let calls = (0..MAX_CONCURRENT_QUERIES * 2).map(|i| {
+        let a = if i % 2 == 0 { a } else { one };
+        tokio::spawn(async move {
+            call(
+                a,
+                "GET",
+                "/api/v1/query_range?query=sum(up)&start=0&end=240&step=1",
+                None,
+            )
+            .await
+        })
+    });
+    for c in calls.collect::<Vec<_>>() {
+        let (status, body) = c.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
 }

@@ -71,6 +71,77 @@ fn format_float(v: f64) -> String {
     pharos_model::api::format_value(v)
 }
 
+/// The `k` elements `topk` (`top`) or `bottomk` keep, chosen as Prometheus 2.42 chooses them, so
+/// that which of several equal values survive matches it: a binary heap (Go's `container/heap`
+/// sift-up and sift-down) of at most `k` elements whose root is the weakest kept one. A newcomer
+/// enters while the heap is not full, or when it beats the root strictly, or when the root is NaN;
+/// it then evicts the root (replaced in place when `k` is 1, otherwise popped: the last element
+/// moves to the root and sifts down) and is pushed (appended and sifted up). The kept elements
+/// are returned best first, NaN last.
+pub(super) fn select_k(members: Vec<Element>, k: usize, top: bool) -> Vec<Element> {
+    if k == 0 {
+        return Vec::new();
+    }
+    // `less(a, b)`: `a` is weaker than `b` (belongs nearer the root).
+    let less = |a: f64, b: f64| a.is_nan() || if top { a < b } else { a > b };
+    let up = |h: &mut Vec<Element>, mut j: usize| {
+        while j > 0 {
+            let i = (j - 1) / 2;
+            if !less(h[j].v, h[i].v) {
+                break;
+            }
+            h.swap(i, j);
+            j = i;
+        }
+    };
+    let down = |h: &mut Vec<Element>, mut i: usize, n: usize| {
+        loop {
+            let j1 = 2 * i + 1;
+            if j1 >= n {
+                break;
+            }
+            let mut j = j1;
+            if j1 + 1 < n && less(h[j1 + 1].v, h[j1].v) {
+                j = j1 + 1;
+            }
+            if !less(h[j].v, h[i].v) {
+                break;
+            }
+            h.swap(i, j);
+            i = j;
+        }
+    };
+    let mut h: Vec<Element> = Vec::with_capacity(k.min(members.len()));
+    for e in members {
+        if h.len() == k {
+            let root = h[0].v;
+            let beats = if top { root < e.v } else { root > e.v };
+            if !(beats || root.is_nan()) {
+                continue;
+            }
+            if k == 1 {
+                h[0] = e;
+                continue;
+            }
+            let n = h.len() - 1;
+            h.swap(0, n);
+            down(&mut h, 0, n);
+            h.pop();
+        }
+        h.push(e);
+        let last = h.len() - 1;
+        up(&mut h, last);
+    }
+    h.sort_by(|x, y| match (x.v.is_nan(), y.v.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ if top => y.v.total_cmp(&x.v),
+        _ => x.v.total_cmp(&y.v),
+    });
+    h
+}
+
 pub(super) fn aggregate(
     a: &AggregateExpr,
     param: Option<Value>,
@@ -225,16 +296,8 @@ pub(super) fn aggregate(
                     continue;
                 }
                 let top = a.op == AggOp::Topk;
-                // NaN always ranks last; ties keep input order (stable sort).
-                g.members
-                    .sort_by(|x, y| match (x.v.is_nan(), y.v.is_nan()) {
-                        (true, true) => std::cmp::Ordering::Equal,
-                        (true, false) => std::cmp::Ordering::Greater,
-                        (false, true) => std::cmp::Ordering::Less,
-                        _ if top => y.v.total_cmp(&x.v),
-                        _ => x.v.total_cmp(&y.v),
-                    });
-                g.members.truncate(usize::try_from(k).unwrap_or(usize::MAX));
+                let k = usize::try_from(k).unwrap_or(usize::MAX);
+                g.members = select_k(std::mem::take(&mut g.members), k, top);
                 for mut e in g.members {
                     e.t = ts;
                     out.push(e);

@@ -27,6 +27,31 @@ fn elem(op: BinOp, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
+/// A label set as Prometheus prints it in error messages: `{__name__="m", a="b"}` (the metric
+/// name is an ordinary label there, values quoted with Go's escapes).
+fn braced(l: &Labels) -> String {
+    let mut out = String::from("{");
+    for (i, l) in l.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&l.name);
+        out.push_str("=\"");
+        for c in l.value.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
 /// Arithmetic operators drop the metric name (comparisons and `atan2` keep it, as in 2.42).
 fn drops_name(op: BinOp) -> bool {
     matches!(
@@ -166,8 +191,10 @@ fn vector_vector(
                 e.metric.drop_names(&m.labels)
             };
             return exec_err(format!(
-                "found duplicate series for the match group {matched} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                e.metric, dup.metric
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                braced(&matched),
+                braced(&e.metric),
+                braced(&dup.metric)
             ));
         }
         one_sigs.insert(sig, e);

@@ -277,6 +277,55 @@ struct Loaded {
     /// `labels` without `__name__`, computed once for functions and arithmetic.
     dropped: Metric,
     samples: Vec<Sample>,
+    /// Whether `samples` holds a staleness marker (range functions must skip them).
+    has_stale: bool,
+}
+
+/// The selected series of one selector node.
+#[derive(Default)]
+struct Selected {
+    series: Vec<Loaded>,
+    /// All series carry the same metric name, so they stay distinct once it is dropped.
+    one_name: bool,
+}
+
+/// Where the last window of a range function over one series was: `(start, end, lo, hi)` with
+/// `samples[lo..hi]` inside `[start, end]`. Successive steps move windows forward, so the next
+/// window is found by stepping from here rather than by two binary searches.
+type Cursor = (i64, i64, usize, usize);
+
+/// Moves `i` forward to the first sample with `t > bound` (`past_equal`) or `t >= bound`:
+/// a short linear walk, then a binary search for long jumps.
+fn advance(samples: &[Sample], mut i: usize, bound: i64, past_equal: bool) -> usize {
+    let before = |x: &Sample| {
+        if past_equal {
+            x.t <= bound
+        } else {
+            x.t < bound
+        }
+    };
+    for _ in 0..8 {
+        match samples.get(i) {
+            Some(x) if before(x) => i += 1,
+            _ => return i,
+        }
+    }
+    i + samples
+        .get(i..)
+        .map_or(0, |rest| rest.partition_point(before))
+}
+
+/// `samples[lo..hi]` inside `[start, end]`, reusing `cur` when the window moved forward.
+fn window(samples: &[Sample], start: i64, end: i64, cur: &mut Cursor) -> (usize, usize) {
+    let (lo, hi) = if start >= cur.0 && end >= cur.1 {
+        let lo = advance(samples, cur.2, start, false);
+        (lo, advance(samples, cur.3.max(lo), end, true))
+    } else {
+        let lo = samples.partition_point(|x| x.t < start);
+        (lo, samples.partition_point(|x| x.t <= end).max(lo))
+    };
+    *cur = (start, end, lo, hi);
+    (lo, hi)
 }
 
 struct Evaluator {
@@ -285,9 +334,15 @@ struct Evaluator {
     lookback: i64,
     default_step: i64,
     max_samples: usize,
+    /// Samples selected by instant-vector selectors so far, summed over all steps: Prometheus
+    /// materialises a selector's points for every step of a range query at once, so they count
+    /// against `max_samples` together.
+    selected: std::cell::Cell<usize>,
     deadline: Instant,
     /// Selected series per selector node (keyed by the node's address).
-    data: HashMap<usize, Vec<Loaded>>,
+    data: HashMap<usize, Selected>,
+    /// Window cursors of range functions, per selector node and series.
+    cursors: RefCell<HashMap<usize, Vec<Cursor>>>,
     /// Inner evaluation time range of every subquery node (keyed by address).
     sq_ranges: HashMap<usize, (i64, i64)>,
     /// Each subquery evaluated once over its whole range (inner steps are aligned to absolute
@@ -447,7 +502,7 @@ impl Evaluator {
                     func: func.map(str::to_string),
                 };
                 let set = querier.select(&vs.matchers, &hints)?;
-                let mut series = Vec::new();
+                let mut series: Vec<Loaded> = Vec::new();
                 for mut sr in set {
                     let mut samples = Vec::new();
                     let mut cur = sr.samples.seek(s);
@@ -461,10 +516,13 @@ impl Evaluator {
                     series.push(Loaded {
                         dropped: Arc::new(sr.labels.without_metric_name()),
                         labels: Arc::new(sr.labels),
+                        has_stale: samples.iter().any(|x| is_stale_nan(x.v)),
                         samples,
                     });
                 }
-                data.insert(k, series);
+                let first = series.first().map(|s| s.labels.metric_name());
+                let one_name = series.iter().all(|s| Some(s.labels.metric_name()) == first);
+                data.insert(k, Selected { series, one_name });
             }
         }
         Ok(Self {
@@ -473,10 +531,12 @@ impl Evaluator {
             lookback,
             default_step: engine.default_step,
             max_samples: engine.opts.max_samples,
+            selected: std::cell::Cell::new(0),
             deadline: Instant::now() + engine.opts.timeout,
             data,
             sq_ranges,
             sq_cache: RefCell::new(HashMap::new()),
+            cursors: RefCell::new(HashMap::new()),
         })
     }
 
@@ -497,7 +557,7 @@ impl Evaluator {
     }
 
     fn series_of(&self, vs: &VectorSelector) -> &[Loaded] {
-        self.data.get(&key(vs)).map(Vec::as_slice).unwrap_or(&[])
+        self.data.get(&key(vs)).map_or(&[], |s| s.series.as_slice())
     }
 
     fn eval(&self, e: &Expr, ts: i64) -> Result<Value> {
@@ -526,7 +586,9 @@ impl Evaluator {
             },
             Expr::VectorSelector(vs) => {
                 let v = self.select_vector(vs, ts);
-                if v.len() > self.max_samples {
+                let selected = self.selected.get().saturating_add(v.len());
+                self.selected.set(selected);
+                if selected > self.max_samples {
                     return Err(EvalError::TooManySamples("query execution"));
                 }
                 Ok(Value::Vector(v))
@@ -747,15 +809,15 @@ impl Evaluator {
                     };
                     let mut scratch = Vec::new();
                     let mut total = 0usize;
-                    // Distinct series with one metric name stay distinct without it, so the
-                    // duplicate check is only needed when several names were selected.
-                    let mut one_name = true;
-                    let mut first_name: Option<&str> = None;
-                    for s in self.series_of(&ms.vs) {
-                        let lo = s.samples.partition_point(|x| x.t < start);
-                        let hi = s.samples.partition_point(|x| x.t <= end).max(lo);
+                    let series = self.series_of(&ms.vs);
+                    let mut cursors = self.cursors.borrow_mut();
+                    let cursors = cursors
+                        .entry(key(&ms.vs))
+                        .or_insert_with(|| vec![(i64::MIN, i64::MIN, 0, 0); series.len()]);
+                    for (s, cur) in series.iter().zip(cursors.iter_mut()) {
+                        let (lo, hi) = window(&s.samples, start, end, cur);
                         let mut points = &s.samples[lo..hi];
-                        if points.iter().any(|x| is_stale_nan(x.v)) {
+                        if s.has_stale && points.iter().any(|x| is_stale_nan(x.v)) {
                             scratch.clear();
                             scratch.extend(points.iter().filter(|x| !is_stale_nan(x.v)));
                             points = &scratch;
@@ -768,11 +830,6 @@ impl Evaluator {
                             return Err(EvalError::TooManySamples("query execution"));
                         }
                         if let Some(v) = f(&ctx, points, &scalars)? {
-                            let n = s.labels.metric_name();
-                            match first_name {
-                                None => first_name = Some(n.unwrap_or("")),
-                                Some(f) => one_name &= f == n.unwrap_or(""),
-                            }
                             let metric = if keep_name {
                                 s.labels.clone()
                             } else {
@@ -781,7 +838,9 @@ impl Evaluator {
                             out.push(Element { metric, t: ts, v });
                         }
                     }
-                    if one_name {
+                    // Distinct series with one metric name stay distinct without it.
+                    let one_name = self.data.get(&key(&ms.vs)).is_some_and(|s| s.one_name);
+                    if keep_name || one_name {
                         return Ok(Value::Vector(out));
                     }
                 } else {

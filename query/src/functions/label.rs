@@ -24,9 +24,10 @@ pub(crate) fn label_replace(mut env: Env<'_>) -> Result<Value> {
     );
     let regex = match Regex::new(&format!("^(?s:{re})$")) {
         Ok(r) => r,
-        Err(e) => {
+        // Prometheus names the pattern, not the compiler's diagnosis.
+        Err(_) => {
             return exec_err(format!(
-                "invalid regular expression in label_replace(): {e}"
+                "invalid regular expression in label_replace(): {re}"
             ));
         }
     };

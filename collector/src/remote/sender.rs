@@ -1,0 +1,758 @@
+//! The remote-write sender: a tee on the storage's `Appendable` feeding one bounded queue per
+//! `remote_write` entry, each drained by shards that batch, send and retry.
+//!
+//! Flow of a sample: an appender of [`RemoteWrite::tee`] appends to storage; for each queue it
+//! looks up (by the storage's series reference, verified against the labels) the series' outgoing
+//! labels: external labels added, `write_relabel_configs` applied, cached. On commit the batch is
+//! handed to the queues (never before: rolled-back samples are not sent). A queue hashes each
+//! series to a shard so a series' samples stay in order; a shard sends when it holds
+//! `max_samples_per_send` samples or its oldest waited `batch_send_deadline`. 5xx answers,
+//! connection errors and (with `retry_on_http_429`) 429 are retried with exponential backoff from
+//! `min_backoff` to `max_backoff` until they succeed; other answers drop the batch (counted as
+//! failed). When a queue holds more than its capacity, new samples are dropped and counted: the
+//! append path never waits for the network.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration as StdDuration;
+
+use pharos_model::expfmt::{MetricFamily, MetricType};
+use pharos_model::storage::{self, Appendable, Appender};
+use pharos_model::{Label, Labels, SeriesRef};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::{RemoteWriteConfig, proto, validate_all};
+use crate::config::GlobalConfig;
+use crate::relabel;
+use crate::{Error, Result};
+
+/// How long [`RemoteWrite::stop`] keeps sending what is queued (Prometheus'
+/// `--storage.remote.flush-deadline` default).
+pub const FLUSH_DEADLINE: StdDuration = StdDuration::from_secs(60);
+
+/// Series-cache entries per queue above which the cache is cleared (it refills on the next appends).
+const MAX_CACHED_SERIES: usize = 1 << 20;
+
+/// A sample on its way out: outgoing labels, timestamp, value.
+type Item = (Arc<Labels>, i64, f64);
+
+/// Counters of one queue, named after Prometheus' `prometheus_remote_storage_*`.
+#[derive(Debug, Default)]
+struct Metrics {
+    samples_sent: AtomicU64,
+    samples_failed: AtomicU64,
+    samples_retried: AtomicU64,
+    samples_dropped: AtomicU64,
+    samples_pending: AtomicUsize,
+    bytes_sent: AtomicU64,
+    batches: AtomicU64,
+    batch_seconds_micros: AtomicU64,
+    highest_sent_ms: AtomicI64,
+}
+
+/// A series' outgoing form, cached by storage reference.
+struct Cached {
+    original: Labels,
+    out: Option<(Arc<Labels>, usize)>,
+}
+
+/// One `remote_write` entry's queue.
+struct Queue {
+    name: String,
+    config: RemoteWriteConfig,
+    external: Vec<Label>,
+    cache: RwLock<HashMap<SeriesRef, Cached>>,
+    shards: Vec<mpsc::UnboundedSender<Vec<Item>>>,
+    limit: usize,
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    joins: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Queue {
+    /// The outgoing labels and shard of a series, or `None` if relabeling drops it.
+    fn series(&self, sref: SeriesRef, labels: &Labels) -> Option<(Arc<Labels>, usize)> {
+        {
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = cache.get(&sref)
+                && c.original == *labels
+            {
+                return c.out.clone();
+            }
+        }
+        let out = self.outgoing(labels).map(|l| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            l.hash(&mut h);
+            let shard = (h.finish() % self.shards.len().max(1) as u64) as usize;
+            (Arc::new(l), shard)
+        });
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= MAX_CACHED_SERIES {
+            cache.clear();
+        }
+        cache.insert(
+            sref,
+            Cached {
+                original: labels.clone(),
+                out: out.clone(),
+            },
+        );
+        out
+    }
+
+    /// External labels (where the series lacks them), then `write_relabel_configs`.
+    fn outgoing(&self, labels: &Labels) -> Option<Labels> {
+        let with_ext = if self.external.is_empty() {
+            labels.clone()
+        } else {
+            let mut b = labels.builder();
+            for l in &self.external {
+                if labels.get(&l.name).is_none() {
+                    b.set(l.name.clone(), l.value.clone());
+                }
+            }
+            b.build()
+        };
+        let out = relabel::process(&with_ext, &self.config.write_relabel_configs)?;
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// Hands committed samples to the shards, or drops them all if the queue is full.
+    fn enqueue(&self, items: Vec<(usize, Item)>) {
+        let n = items.len();
+        if n == 0 {
+            return;
+        }
+        let pending = self.metrics.samples_pending.fetch_add(n, Ordering::Relaxed);
+        if pending + n > self.limit {
+            self.metrics.samples_pending.fetch_sub(n, Ordering::Relaxed);
+            self.metrics
+                .samples_dropped
+                .fetch_add(n as u64, Ordering::Relaxed);
+            tracing::warn!(queue = %self.name, dropped = n, "remote write queue full, dropping samples");
+            return;
+        }
+        let mut per: Vec<Vec<Item>> = vec![Vec::new(); self.shards.len()];
+        for (shard, item) in items {
+            if let Some(v) = per.get_mut(shard) {
+                v.push(item);
+            }
+        }
+        for (tx, v) in self.shards.iter().zip(per) {
+            if v.is_empty() {
+                continue;
+            }
+            let len = v.len();
+            if tx.send(v).is_err() {
+                // The shard has stopped (queue being replaced or shut down).
+                self.metrics
+                    .samples_pending
+                    .fetch_sub(len, Ordering::Relaxed);
+                self.metrics
+                    .samples_dropped
+                    .fetch_add(len as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// What a shard needs to send.
+struct Shipper {
+    name: String,
+    config: RemoteWriteConfig,
+    client: reqwest::Client,
+    metrics: Arc<Metrics>,
+}
+
+impl Shipper {
+    /// Drains the shard's channel until told to stop, then sends what is left.
+    async fn run(
+        self,
+        mut rx: mpsc::UnboundedReceiver<Vec<Item>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let q = &self.config.queue_config;
+        let max = q.max_samples_per_send;
+        let mut buf: Vec<Item> = Vec::new();
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut scratch = Vec::new();
+        loop {
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(items) => {
+                        buf.extend(items);
+                        while buf.len() >= max {
+                            let batch: Vec<Item> = buf.drain(..max).collect();
+                            self.send(&batch, &mut scratch).await;
+                        }
+                        if buf.is_empty() {
+                            deadline = None;
+                        } else if deadline.is_none() {
+                            deadline = Some(tokio::time::Instant::now() + q.batch_send_deadline.std());
+                        }
+                    }
+                    None => break,
+                },
+                _ = sleep => {
+                    let batch = std::mem::take(&mut buf);
+                    self.send(&batch, &mut scratch).await;
+                    deadline = None;
+                }
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            }
+        }
+        // Flush: everything already handed to this shard.
+        rx.close();
+        while let Some(items) = rx.recv().await {
+            buf.extend(items);
+        }
+        for batch in buf.chunks(max.max(1)) {
+            self.send(batch, &mut scratch).await;
+        }
+    }
+
+    /// Sends one batch, retrying recoverable failures with exponential backoff until it succeeds.
+    async fn send(&self, batch: &[Item], scratch: &mut Vec<u8>) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len();
+        let body = match encode(batch, scratch) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(queue = %self.name, "encoding a remote write batch: {e}");
+                self.done(n, None, false);
+                return;
+            }
+        };
+        let highest = batch.iter().map(|(_, t, _)| *t).max();
+        let q = &self.config.queue_config;
+        let mut backoff = q.min_backoff.std();
+        loop {
+            let began = std::time::Instant::now();
+            let outcome = self.attempt(&body).await;
+            self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+            self.metrics.batch_seconds_micros.fetch_add(
+                u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            let wait = match outcome {
+                Attempt::Sent => {
+                    self.metrics
+                        .bytes_sent
+                        .fetch_add(body.len() as u64, Ordering::Relaxed);
+                    self.done(n, highest, true);
+                    return;
+                }
+                Attempt::Failed(msg) => {
+                    tracing::error!(queue = %self.name, url = %self.config.url, samples = n, "non-recoverable error sending remote write batch: {msg}");
+                    self.done(n, None, false);
+                    return;
+                }
+                Attempt::Retry { msg, after } => {
+                    tracing::warn!(queue = %self.name, url = %self.config.url, "remote write failed, retrying in {backoff:?}: {msg}");
+                    after.map_or(backoff, |a| a.max(backoff))
+                }
+            };
+            self.metrics
+                .samples_retried
+                .fetch_add(n as u64, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(q.max_backoff.std().max(q.min_backoff.std()));
+        }
+    }
+
+    fn done(&self, n: usize, highest: Option<i64>, ok: bool) {
+        self.metrics.samples_pending.fetch_sub(n, Ordering::Relaxed);
+        if ok {
+            self.metrics
+                .samples_sent
+                .fetch_add(n as u64, Ordering::Relaxed);
+            if let Some(h) = highest {
+                self.metrics.highest_sent_ms.fetch_max(h, Ordering::Relaxed);
+            }
+        } else {
+            self.metrics
+                .samples_failed
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    async fn attempt(&self, body: &[u8]) -> Attempt {
+        let mut req = self
+            .client
+            .post(&self.config.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
+            .header(reqwest::header::CONTENT_ENCODING, "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .timeout(self.config.remote_timeout.std())
+            .body(body.to_vec());
+        for (k, v) in &self.config.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = match self.config.http().apply(req) {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Retry {
+                    msg: e.to_string(),
+                    after: None,
+                };
+            }
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Retry {
+                    msg: error_chain(&e),
+                    after: None,
+                };
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Attempt::Sent;
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(StdDuration::from_secs);
+        let mut text = resp.text().await.unwrap_or_default();
+        if text.len() > 512 {
+            let mut cut = 512;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        let msg = format!("server returned HTTP status {status}: {}", text.trim());
+        let recoverable = status.is_server_error()
+            || (status.as_u16() == 429 && self.config.queue_config.retry_on_http_429);
+        if recoverable {
+            Attempt::Retry {
+                msg,
+                after: retry_after.filter(|_| status.as_u16() == 429),
+            }
+        } else {
+            Attempt::Failed(msg)
+        }
+    }
+}
+
+enum Attempt {
+    Sent,
+    Failed(String),
+    Retry {
+        msg: String,
+        after: Option<StdDuration>,
+    },
+}
+
+/// Groups a batch by series (same `Arc`) into a `WriteRequest` and encodes it.
+fn encode(batch: &[Item], scratch: &mut Vec<u8>) -> Result<Vec<u8>> {
+    let mut index: HashMap<*const Labels, usize> = HashMap::new();
+    let mut req = proto::WriteRequest::default();
+    for (l, t, v) in batch {
+        let i = *index.entry(Arc::as_ptr(l)).or_insert_with(|| {
+            req.timeseries.push(proto::TimeSeries {
+                labels: l
+                    .iter()
+                    .map(|l| proto::Label {
+                        name: l.name.clone(),
+                        value: l.value.clone(),
+                    })
+                    .collect(),
+                samples: Vec::new(),
+            });
+            req.timeseries.len() - 1
+        });
+        if let Some(ts) = req.timeseries.get_mut(i) {
+            ts.samples.push(proto::Sample {
+                value: *v,
+                timestamp: *t,
+            });
+        }
+    }
+    proto::encode(&req, scratch)
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+/// The remote-write sender: queues per `remote_write` entry, fed by [`RemoteWrite::tee`].
+pub struct RemoteWrite {
+    queues: RwLock<Arc<Vec<Arc<Queue>>>>,
+    /// Queues replaced by `apply` and still flushing.
+    retired: Mutex<Vec<Arc<Queue>>>,
+    highest_appended_ms: AtomicI64,
+}
+
+impl std::fmt::Debug for RemoteWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteWrite")
+            .field("queues", &self.current().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteWrite {
+    /// A sender with no queues (the tee then costs nothing).
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            queues: RwLock::new(Arc::new(Vec::new())),
+            retired: Mutex::new(Vec::new()),
+            highest_appended_ms: AtomicI64::new(i64::MIN),
+        })
+    }
+
+    fn current(&self) -> Arc<Vec<Arc<Queue>>> {
+        self.queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Validates `configs` and reconciles the queues: unchanged entries (same config and external
+    /// labels) keep their queue and what it holds; others are started; removed ones flush what
+    /// they hold in the background and stop. On a validation error nothing changes. Must be
+    /// called inside a tokio runtime.
+    pub fn apply(&self, global: &GlobalConfig, configs: &[RemoteWriteConfig]) -> Result<()> {
+        validate_all(configs)?;
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let external: Vec<Label> = global
+            .external_labels
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| Label {
+                name: k.clone(),
+                value: v.clone(),
+            })
+            .collect();
+        let old = self.current();
+        let mut next: Vec<Arc<Queue>> = Vec::with_capacity(configs.len());
+        for c in configs {
+            let name = c.queue_name();
+            if let Some(q) = old
+                .iter()
+                .find(|q| q.name == name && q.config == *c && q.external == external)
+            {
+                next.push(q.clone());
+                continue;
+            }
+            next.push(start_queue(&rt, name, c.clone(), external.clone())?);
+        }
+        let gone: Vec<Arc<Queue>> = old
+            .iter()
+            .filter(|q| !next.iter().any(|n| Arc::ptr_eq(n, q)))
+            .cloned()
+            .collect();
+        *self.queues.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        for q in gone {
+            tracing::info!(queue = %q.name, url = %q.config.url, "stopping remote write queue");
+            let _ = q.stop.send(true);
+            self.retired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(q);
+        }
+        Ok(())
+    }
+
+    /// Wraps `inner` so committed samples are also queued for every remote-write queue.
+    pub fn tee(self: &Arc<Self>, inner: Arc<dyn Appendable>) -> Arc<dyn Appendable> {
+        Arc::new(Tee {
+            inner,
+            rw: self.clone(),
+        })
+    }
+
+    /// Stops taking samples and sends what every queue holds, for up to [`FLUSH_DEADLINE`]; what
+    /// is still unsent then is dropped (and counted).
+    pub async fn stop(&self) {
+        self.stop_within(FLUSH_DEADLINE).await;
+    }
+
+    /// [`RemoteWrite::stop`] with another deadline.
+    pub async fn stop_within(&self, deadline: StdDuration) {
+        let queues: Vec<Arc<Queue>> = {
+            let mut cur = self.queues.write().unwrap_or_else(|e| e.into_inner());
+            let mut all: Vec<Arc<Queue>> = cur.iter().cloned().collect();
+            *cur = Arc::new(Vec::new());
+            all.extend(std::mem::take(
+                &mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()),
+            ));
+            all
+        };
+        let until = tokio::time::Instant::now() + deadline;
+        for q in queues {
+            let _ = q.stop.send(true);
+            let joins = std::mem::take(&mut *q.joins.lock().unwrap_or_else(|e| e.into_inner()));
+            for mut j in joins {
+                if tokio::time::timeout_at(until, &mut j).await.is_err() {
+                    j.abort();
+                }
+            }
+            let left = q.metrics.samples_pending.swap(0, Ordering::Relaxed);
+            if left > 0 {
+                q.metrics
+                    .samples_dropped
+                    .fetch_add(left as u64, Ordering::Relaxed);
+                tracing::warn!(queue = %q.name, dropped = left, "remote write flush deadline passed, samples dropped");
+            }
+        }
+    }
+
+    /// `prometheus_remote_storage_*` metric families, labelled `remote_name` and `url`.
+    pub fn families(&self) -> Vec<MetricFamily> {
+        let queues = self.current();
+        let mut highest = MetricFamily::new(
+            "prometheus_remote_storage_highest_timestamp_in_seconds",
+            "Highest timestamp appended to storage and handed to remote write, in seconds.",
+            MetricType::Gauge,
+        );
+        let h = self.highest_appended_ms.load(Ordering::Relaxed);
+        highest.push(
+            &[],
+            if h == i64::MIN {
+                0.0
+            } else {
+                h as f64 / 1000.0
+            },
+        );
+        let mut out = vec![highest];
+        type Get = fn(&Metrics) -> f64;
+        let defs: [(&str, &str, MetricType, Get); 9] = [
+            (
+                "prometheus_remote_storage_samples_total",
+                "Samples sent to remote storage.",
+                MetricType::Counter,
+                |m| m.samples_sent.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "prometheus_remote_storage_samples_failed_total",
+                "Samples that failed to send with a non-recoverable error.",
+                MetricType::Counter,
+                |m| m.samples_failed.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "prometheus_remote_storage_samples_retried_total",
+                "Samples that failed to send with a recoverable error and were retried.",
+                MetricType::Counter,
+                |m| m.samples_retried.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "prometheus_remote_storage_samples_dropped_total",
+                "Samples dropped before sending: by write relabeling, a full queue or the flush deadline.",
+                MetricType::Counter,
+                |m| m.samples_dropped.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "prometheus_remote_storage_samples_pending",
+                "Samples queued and not yet sent.",
+                MetricType::Gauge,
+                |m| m.samples_pending.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "prometheus_remote_storage_bytes_total",
+                "Compressed request bytes sent.",
+                MetricType::Counter,
+                |m| m.bytes_sent.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "prometheus_remote_storage_sent_batch_duration_seconds_count",
+                "Send attempts.",
+                MetricType::Counter,
+                |m| m.batches.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "prometheus_remote_storage_sent_batch_duration_seconds_sum",
+                "Seconds spent in send attempts.",
+                MetricType::Counter,
+                |m| m.batch_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            ),
+            (
+                "prometheus_remote_storage_queue_highest_sent_timestamp_seconds",
+                "Highest timestamp successfully sent, in seconds.",
+                MetricType::Gauge,
+                |m| {
+                    let h = m.highest_sent_ms.load(Ordering::Relaxed);
+                    if h == i64::MIN {
+                        0.0
+                    } else {
+                        h as f64 / 1000.0
+                    }
+                },
+            ),
+        ];
+        for (name, help, kind, get) in defs {
+            let mut f = MetricFamily::new(name, help, kind);
+            for q in queues.iter() {
+                f.push(
+                    &[("remote_name", &q.name), ("url", &q.config.url)],
+                    get(&q.metrics),
+                );
+            }
+            out.push(f);
+        }
+        let mut shards = MetricFamily::new(
+            "prometheus_remote_storage_shards",
+            "Shards sending in parallel.",
+            MetricType::Gauge,
+        );
+        for q in queues.iter() {
+            shards.push(
+                &[("remote_name", &q.name), ("url", &q.config.url)],
+                q.shards.len() as f64,
+            );
+        }
+        out.push(shards);
+        out
+    }
+}
+
+fn start_queue(
+    rt: &tokio::runtime::Handle,
+    name: String,
+    config: RemoteWriteConfig,
+    external: Vec<Label>,
+) -> Result<Arc<Queue>> {
+    let mut b =
+        reqwest::Client::builder().user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")));
+    if !config.follow_redirects {
+        b = b.redirect(reqwest::redirect::Policy::none());
+    }
+    let client = b.build().map_err(|e| Error::HttpClient(e.to_string()))?;
+    let metrics = Arc::new(Metrics {
+        highest_sent_ms: AtomicI64::new(i64::MIN),
+        ..Metrics::default()
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let n = config.queue_config.min_shards.max(1);
+    let mut shards = Vec::with_capacity(n);
+    let mut joins = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shipper = Shipper {
+            name: name.clone(),
+            config: config.clone(),
+            client: client.clone(),
+            metrics: metrics.clone(),
+        };
+        joins.push(rt.spawn(shipper.run(rx, stop_rx.clone())));
+        shards.push(tx);
+    }
+    tracing::info!(queue = %name, url = %config.url, shards = n, "starting remote write queue");
+    let limit = config
+        .queue_config
+        .capacity
+        .saturating_mul(n)
+        .saturating_mul(4);
+    Ok(Arc::new(Queue {
+        name,
+        config,
+        external,
+        cache: RwLock::new(HashMap::new()),
+        shards,
+        limit,
+        metrics,
+        stop,
+        joins: Mutex::new(joins),
+    }))
+}
+
+/// The `Appendable` returned by [`RemoteWrite::tee`].
+struct Tee {
+    inner: Arc<dyn Appendable>,
+    rw: Arc<RemoteWrite>,
+}
+
+impl Appendable for Tee {
+    fn appender(&self) -> Box<dyn Appender> {
+        let queues = self.rw.current();
+        if queues.is_empty() {
+            return self.inner.appender();
+        }
+        Box::new(TeeAppender {
+            inner: self.inner.appender(),
+            pending: vec![Vec::new(); queues.len()],
+            dropped: vec![0; queues.len()],
+            queues,
+            rw: self.rw.clone(),
+            highest: i64::MIN,
+        })
+    }
+}
+
+struct TeeAppender {
+    inner: Box<dyn Appender>,
+    queues: Arc<Vec<Arc<Queue>>>,
+    pending: Vec<Vec<(usize, Item)>>,
+    dropped: Vec<u64>,
+    rw: Arc<RemoteWrite>,
+    highest: i64,
+}
+
+impl Appender for TeeAppender {
+    fn append(
+        &mut self,
+        series_ref: Option<SeriesRef>,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+    ) -> storage::Result<SeriesRef> {
+        let r = self.inner.append(series_ref, labels, t, v)?;
+        for (i, q) in self.queues.iter().enumerate() {
+            match q.series(r, labels) {
+                Some((l, shard)) => {
+                    if let Some(p) = self.pending.get_mut(i) {
+                        p.push((shard, (l, t, v)));
+                    }
+                }
+                None => {
+                    if let Some(d) = self.dropped.get_mut(i) {
+                        *d += 1;
+                    }
+                }
+            }
+        }
+        self.highest = self.highest.max(t);
+        Ok(r)
+    }
+
+    fn commit(self: Box<Self>) -> storage::Result<()> {
+        let this = *self;
+        this.inner.commit()?;
+        this.rw
+            .highest_appended_ms
+            .fetch_max(this.highest, Ordering::Relaxed);
+        for ((q, p), d) in this.queues.iter().zip(this.pending).zip(this.dropped) {
+            if d > 0 {
+                q.metrics.samples_dropped.fetch_add(d, Ordering::Relaxed);
+            }
+            q.enqueue(p);
+        }
+        Ok(())
+    }
+
+    fn rollback(self: Box<Self>) -> storage::Result<()> {
+        self.inner.rollback()
+    }
+}
