@@ -373,6 +373,14 @@ pub fn chart_block(series: &[MatrixSeries], names: &[String], opts: &ChartOption
     .into_any()
 }
 
+/// The unit select of Explore.
+pub fn unit_options(selected: Unit) -> impl IntoView {
+    crate::chart::UNITS
+        .map(|u| view! { <option value=u.name() selected=u == selected>{u.name()}</option> })
+        .into_iter()
+        .collect_view()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,12 +402,4 @@ mod tests {
             "\"\\u003c/script\\u003e\\u003cb\\u003e\\u0026\""
         );
     }
-}
-
-/// The unit select of Explore.
-pub fn unit_options(selected: Unit) -> impl IntoView {
-    crate::chart::UNITS
-        .map(|u| view! { <option value=u.name() selected=u == selected>{u.name()}</option> })
-        .into_iter()
-        .collect_view()
 }

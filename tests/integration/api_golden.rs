@@ -360,10 +360,6 @@ enum Norm {
     StatusOnly,
     /// The product name in plain-text answers (`Prometheus Server is Healthy.`).
     Product,
-    /// Sample values rounded to 12 significant digits: for results where Pharos' engine
-    /// rounds differently in the last bit (`rate()` multiplies by `interval / sampled` and then
-    /// divides by the range, Prometheus 2.42 divides the factor first; see the report).
-    Rounded,
 }
 
 /// One request of the golden table.
@@ -1175,7 +1171,6 @@ fn normalise(norm: Norm, body: &str) -> String {
             format!("{}{}", &body[..data], blank_values(&body[data..]))
         }
         Norm::Product => body.replace("Prometheus", "Pharos"),
-        Norm::Rounded => round_values(body),
         Norm::StatusOnly => {
             let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
             serde_json::json!({"status": v["status"], "errorType": v["errorType"]}).to_string()
@@ -1217,25 +1212,6 @@ fn blank_values(json: &str) -> String {
             i += 1;
         }
     }
-    out
-}
-
-/// Rewrites every `,"<number>"]` (a sample value) with 12 significant digits.
-fn round_values(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some(i) = rest.find(",\"") {
-        out.push_str(&rest[..i + 2]);
-        rest = &rest[i + 2..];
-        if let Some((j, v)) = rest
-            .find("\"]")
-            .and_then(|j| Some((j, rest[..j].parse::<f64>().ok()?)))
-        {
-            out.push_str(&format!("{v:.11e}"));
-            rest = &rest[j..];
-        }
-    }
-    out.push_str(rest);
     out
 }
 
@@ -1572,7 +1548,7 @@ fn grafana_requests() -> Vec<Req> {
             ("end", &end),
             ("step", "14.4"),
         ])),
-        Rounded,
+        Exact,
     );
     add(
         "explore_instant",
@@ -1582,7 +1558,7 @@ fn grafana_requests() -> Vec<Req> {
             ("query", "rate(http_requests_total[5m])"),
             ("time", now),
         ])),
-        Rounded,
+        Exact,
     );
     add(
         "explore_exemplars",

@@ -49,11 +49,13 @@ fn extrapolated(ctx: &RangeCtx, p: &[Sample], counter: bool, rate: bool) -> Opti
     } else {
         avg / 2.0
     };
-    result *= interval / sampled;
+    // The same operation order as Prometheus (factor first, then one multiplication), so results
+    // agree to the last bit.
+    let mut factor = interval / sampled;
     if rate {
-        result /= ctx.range as f64 / 1000.0;
+        factor /= ctx.range as f64 / 1000.0;
     }
-    Some(result)
+    Some(result * factor)
 }
 
 /// `rate(v range-vector)`

@@ -451,13 +451,13 @@ fn endpoints_group(eps: &Endpoints, store: &Store, attach_node: bool) -> TargetG
                 .push(port.port);
             t.extend(pod_labels(pod));
             // As in Prometheus, the last container declaring the port wins.
-            let declared = pod.spec.containers.iter().filter_map(|c| {
+            let mut declared = pod.spec.containers.iter().filter_map(|c| {
                 c.ports
                     .iter()
                     .find(|cp| cp.container_port == port.port)
                     .map(|cp| (c, cp))
             });
-            if let Some((c, cp)) = declared.last() {
+            if let Some((c, cp)) = declared.next_back() {
                 container_labels(&mut t, c);
                 set(
                     &mut t,
