@@ -930,38 +930,6 @@ mod tests {
         }
     }
 
-    /// Throughput on a typical exporter body: `cargo test -p pharos-model --release -- --ignored
-    /// --nocapture parse_speed`.
-    #[test]
-    #[ignore]
-    fn parse_speed() {
-        let mut body = String::new();
-        for i in 0..200_000 {
-            body.push_str(&format!(
-                "http_requests_total{{method=\"post\",code=\"{}\",handler=\"/api/v1/query\"}} {} 1395066363000\n",
-                200 + i % 300,
-                i * 7
-            ));
-            if i % 100 == 0 {
-                body.push_str("# HELP x Some help.\n# TYPE x counter\nnode_cpu_seconds_total{cpu=\"3\",mode=\"idle\"} 1.5e+06\n");
-            }
-        }
-        let start = std::time::Instant::now();
-        let mut n = 0;
-        for _ in 0..5 {
-            n += Parser::new(&body, Format::Text)
-                .filter(|e| e.is_ok())
-                .count();
-        }
-        let secs = start.elapsed().as_secs_f64();
-        println!(
-            "{} entries, {:.1} MB/s, {:.1} M lines/s",
-            n,
-            5.0 * body.len() as f64 / secs / 1e6,
-            n as f64 / secs / 1e6
-        );
-    }
-
     #[test]
     fn agrees_with_prometheus_parse() {
         let body = "# HELP a_total A counter\n# TYPE a_total counter\n\
