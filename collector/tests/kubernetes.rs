@@ -139,6 +139,7 @@ async fn handle(
     let rest = path
         .strip_prefix("/api/v1/")
         .or_else(|| path.strip_prefix("/apis/networking.k8s.io/v1/"))
+        .or_else(|| path.strip_prefix("/apis/discovery.k8s.io/v1/"))
         .unwrap_or("");
     let parts: Vec<&str> = rest.split('/').collect();
     let (ns, plural) = match parts.as_slice() {
@@ -384,6 +385,51 @@ async fn failed_lists_are_retried() {
     api.0.lock().unwrap().fail = 1;
     api.put("nodes", node("n2", "10.0.0.2"));
     next_where(&mut rx, "n2", |g| addresses(g).len() == 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpointslice_and_ingress_roles() {
+    let api = Api::default();
+    api.put("services", service("prod", "web", true, 80));
+    api.put(
+        "endpointslices",
+        json!({"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+            "metadata": {"name": "web-abc", "namespace": "prod", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.1.0.5"], "conditions": {"ready": true}}],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}),
+    );
+    api.put(
+        "ingresses",
+        json!({"kind": "Ingress", "apiVersion": "networking.k8s.io/v1",
+            "metadata": {"name": "web", "namespace": "prod"},
+            "spec": {"rules": [{"host": "www.example.com"}]}}),
+    );
+    let url = serve_api(api.clone()).await;
+    let mut slices = start(&format!("role: endpointslice\napi_server: {url}\n"));
+    let mut ingresses = start(&format!("role: ingress\napi_server: {url}\n"));
+    let g = next_where(&mut slices, "slices", |_| true).await;
+    assert_eq!(addresses(&g), ["10.1.0.5:8080"]);
+    assert_eq!(
+        g[0].labels["__meta_kubernetes_service_annotation_prometheus_io_scrape"],
+        "true"
+    );
+    assert_eq!(
+        g[0].targets[0]["__meta_kubernetes_endpointslice_endpoint_conditions_ready"],
+        "true"
+    );
+    let g = next_where(&mut ingresses, "ingresses", |_| true).await;
+    assert_eq!(addresses(&g), ["www.example.com"]);
+    // The service's labels follow the service.
+    api.put("services", service("prod", "web", false, 80));
+    next_where(&mut slices, "service changed", |g| {
+        !g[0]
+            .labels
+            .contains_key("__meta_kubernetes_service_annotation_prometheus_io_scrape")
+    })
+    .await;
+    api.delete("endpointslices", "prod", "web-abc");
+    next_where(&mut slices, "slice deleted", |g| g.is_empty()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

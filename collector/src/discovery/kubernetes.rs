@@ -1,8 +1,8 @@
 //! `kubernetes_sd_configs`: targets from the Kubernetes API, as Prometheus 2.42 discovers them.
 //!
-//! Roles `node`, `pod`, `service`, `endpoints` and `ingress` (`endpointslice` is rejected at
-//! load). For each resource a role needs (endpoints also need services and pods; `attach_metadata:
-//! {node: true}` adds nodes) and each watched namespace, a task lists the objects
+//! Roles `node`, `pod`, `service`, `endpoints`, `endpointslice` (`discovery.k8s.io/v1`) and
+//! `ingress` (`networking.k8s.io/v1`). For each resource a role needs (endpoints and
+//! endpointslices also need services and pods; `attach_metadata: {node: true}` adds nodes) and each watched namespace, a task lists the objects
 //! (`GET /api/v1/namespaces/<ns>/pods?labelSelector=..&fieldSelector=..`), then watches from the
 //! list's `resourceVersion` (`?watch=true`, one JSON event per line: `ADDED`, `MODIFIED`,
 //! `DELETED`, `BOOKMARK`, `ERROR`). A watch that ends is resumed from the last version seen; a
@@ -44,7 +44,7 @@ pub enum Role {
     Endpoints,
     /// One target per service port.
     Service,
-    /// EndpointSlices (parsed, rejected at load).
+    /// One target per endpoint address and port of every EndpointSlice.
     EndpointSlice,
     /// One target per ingress rule host and path.
     Ingress,
@@ -180,9 +180,6 @@ impl KubernetesSdConfig {
     /// kubeconfig files, https).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidConfig(format!("kubernetes_sd_configs: {m}")));
-        if self.role == Role::EndpointSlice {
-            return bad("role endpointslice is not supported; use role endpoints".into());
-        }
         if !self.kubeconfig_file.is_empty() {
             if !self.api_server.is_empty() {
                 return bad("cannot use 'kubeconfig_file' and 'api_server' simultaneously".into());
@@ -309,6 +306,7 @@ enum Kind {
     Pod,
     Service,
     Endpoints,
+    EndpointSlice,
     Ingress,
 }
 
@@ -320,6 +318,7 @@ impl Kind {
             Kind::Pod => ("/api/v1", "pods"),
             Kind::Service => ("/api/v1", "services"),
             Kind::Endpoints => ("/api/v1", "endpoints"),
+            Kind::EndpointSlice => ("/apis/discovery.k8s.io/v1", "endpointslices"),
             Kind::Ingress => ("/apis/networking.k8s.io/v1", "ingresses"),
         }
     }
@@ -331,6 +330,7 @@ impl Kind {
             Kind::Pod => Role::Pod,
             Kind::Service => Role::Service,
             Kind::Endpoints => Role::Endpoints,
+            Kind::EndpointSlice => Role::EndpointSlice,
             Kind::Ingress => Role::Ingress,
         }
     }
@@ -341,6 +341,7 @@ impl Kind {
             Kind::Pod => Object::Pod(serde_json::from_value(v)?),
             Kind::Service => Object::Service(serde_json::from_value(v)?),
             Kind::Endpoints => Object::Endpoints(serde_json::from_value(v)?),
+            Kind::EndpointSlice => Object::EndpointSlice(serde_json::from_value(v)?),
             Kind::Ingress => Object::Ingress(serde_json::from_value(v)?),
         })
     }
@@ -353,6 +354,7 @@ enum Object {
     Pod(objects::Pod),
     Service(objects::Service),
     Endpoints(objects::Endpoints),
+    EndpointSlice(objects::EndpointSlice),
     Ingress(objects::Ingress),
 }
 
@@ -363,6 +365,7 @@ impl Object {
             Object::Pod(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::Endpoints(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
             Object::Ingress(o) => &o.metadata,
         }
     }
@@ -379,71 +382,31 @@ enum Update {
     Delete(Object),
 }
 
-fn store_key(meta: &ObjectMeta, kind: Kind) -> String {
-    if kind == Kind::Node {
-        meta.name.clone()
-    } else {
-        meta.key()
-    }
-}
-
 impl Store {
-    fn apply(&mut self, u: Update) {
-        fn replace<T>(
-            map: &mut BTreeMap<String, T>,
-            ns: &Option<String>,
-            items: impl Iterator<Item = (String, T)>,
-        ) {
+    /// Forgets the objects of `kind` in `ns` (all namespaces: `None`).
+    fn clear(&mut self, kind: Kind, ns: Option<&str>) {
+        fn drop_ns<T>(map: &mut BTreeMap<String, T>, ns: Option<&str>) {
             match ns {
                 None => map.clear(),
-                Some(ns) => map.retain(|k, _| !k.starts_with(&format!("{ns}/"))),
+                Some(ns) => map.retain(|k, _| k.split_once('/').map(|(n, _)| n) != Some(ns)),
             }
-            map.extend(items);
         }
+        match kind {
+            Kind::Node => drop_ns(&mut self.nodes, ns),
+            Kind::Pod => drop_ns(&mut self.pods, ns),
+            Kind::Service => drop_ns(&mut self.services, ns),
+            Kind::Endpoints => drop_ns(&mut self.endpoints, ns),
+            Kind::EndpointSlice => drop_ns(&mut self.endpointslices, ns),
+            Kind::Ingress => drop_ns(&mut self.ingresses, ns),
+        }
+    }
+
+    fn apply(&mut self, u: Update) {
         match u {
             Update::Replace(kind, ns, items) => {
-                let keyed = items.into_iter().map(|o| (store_key(o.meta(), kind), o));
-                match kind {
-                    Kind::Node => replace(
-                        &mut self.nodes,
-                        &ns,
-                        keyed.filter_map(|(k, o)| match o {
-                            Object::Node(o) => Some((k, o)),
-                            _ => None,
-                        }),
-                    ),
-                    Kind::Pod => replace(
-                        &mut self.pods,
-                        &ns,
-                        keyed.filter_map(|(k, o)| match o {
-                            Object::Pod(o) => Some((k, o)),
-                            _ => None,
-                        }),
-                    ),
-                    Kind::Service => replace(
-                        &mut self.services,
-                        &ns,
-                        keyed.filter_map(|(k, o)| match o {
-                            Object::Service(o) => Some((k, o)),
-                            _ => None,
-                        }),
-                    ),
-                    Kind::Endpoints => replace(
-                        &mut self.endpoints,
-                        &ns,
-                        keyed.filter_map(|(k, o)| match o {
-                            Object::Endpoints(o) => Some((k, o)),
-                            _ => None,
-                        }),
-                    ),
-                    Kind::Ingress => replace(
-                        &mut self.ingresses,
-                        &ns,
-                        keyed.filter_map(|(k, o)| match o {
-                            Object::Ingress(o) => Some((k, o)),
-                            _ => None,
-                        }),
-                    ),
+                self.clear(kind, ns.as_deref());
+                for o in items {
+                    self.apply(Update::Upsert(o));
                 }
             }
             Update::Upsert(o) => match o {
@@ -458,6 +421,9 @@ impl Store {
                 }
                 Object::Endpoints(o) => {
                     self.endpoints.insert(o.metadata.key(), o);
+                }
+                Object::EndpointSlice(o) => {
+                    self.endpointslices.insert(o.metadata.key(), o);
                 }
                 Object::Ingress(o) => {
                     self.ingresses.insert(o.metadata.key(), o);
@@ -475,6 +441,9 @@ impl Store {
                 }
                 Object::Endpoints(o) => {
                     self.endpoints.remove(&o.metadata.key());
+                }
+                Object::EndpointSlice(o) => {
+                    self.endpointslices.remove(&o.metadata.key());
                 }
                 Object::Ingress(o) => {
                     self.ingresses.remove(&o.metadata.key());
@@ -571,10 +540,11 @@ impl Discovery {
             Role::Pod => vec![Kind::Pod],
             Role::Service => vec![Kind::Service],
             Role::Endpoints => vec![Kind::Endpoints, Kind::Service, Kind::Pod],
+            Role::EndpointSlice => vec![Kind::EndpointSlice, Kind::Service, Kind::Pod],
             Role::Ingress => vec![Kind::Ingress],
-            Role::EndpointSlice => Vec::new(),
         };
-        if self.attach_node && matches!(self.role, Role::Pod | Role::Endpoints) {
+        let with_pods = matches!(self.role, Role::Pod | Role::Endpoints | Role::EndpointSlice);
+        if self.attach_node && with_pods {
             k.push(Kind::Node);
         }
         k
@@ -631,7 +601,8 @@ enum WatchEnd {
     Gone,
 }
 
-/// List, then watch, forever; errors back off and re-list.
+/// List, then watch, forever; errors back off (doubling until a watch runs to its end) and
+/// re-list.
 async fn watch_loop(
     conn: Arc<Conn>,
     kind: Kind,
@@ -654,13 +625,14 @@ async fn watch_loop(
                 continue;
             }
         };
-        backoff = BACKOFF.0;
         loop {
             match watch(&conn, kind, ns.as_deref(), &mut rv, &tx).await {
                 Ok(WatchEnd::Closed) => {
                     if tx.is_closed() {
                         return;
                     }
+                    // A watch that ran to its end: the server is healthy again.
+                    backoff = BACKOFF.0;
                 }
                 Ok(WatchEnd::Gone) => {
                     tracing::debug!(
@@ -872,20 +844,25 @@ fn handle_event(
 /// Splits a byte stream into lines, whatever the chunk boundaries.
 #[derive(Debug, Default)]
 struct LineBuffer {
+    /// The unfinished line.
     buf: Vec<u8>,
 }
 
 impl LineBuffer {
-    /// The complete non-blank lines that `chunk` finishes.
+    /// The complete non-blank lines that `chunk` finishes. Only the new bytes are searched for
+    /// line ends, so a large object arriving in many chunks costs linear time.
     fn push(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
-        self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
-        while let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=i).collect();
+        let mut rest = chunk;
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            self.buf.extend_from_slice(&rest[..=i]);
+            rest = &rest[i + 1..];
+            let line = std::mem::take(&mut self.buf);
             if line.iter().any(|b| !b.is_ascii_whitespace()) {
                 out.push(line);
             }
         }
+        self.buf.extend_from_slice(rest);
         out
     }
 }

@@ -1,7 +1,7 @@
 //! Service discovery: where a scrape pool's targets come from.
 //!
 //! Every mechanism produces [`TargetGroup`]s: label sets with an `__address__` each, plus labels
-//! shared by the group. `static_configs` are groups known at load; `file_sd_configs` ([`file`])
+//! shared by the group. `static_configs` are groups known at load; `file_sd_configs` ([`file`](mod@file))
 //! re-read their files when they change and every `refresh_interval`; `kubernetes_sd_configs`
 //! ([`kubernetes`]) list and watch the API server. A provider hands a full replacement of its
 //! groups to the scrape manager on every change.

@@ -1,7 +1,7 @@
 //! From cached Kubernetes objects to target groups with Prometheus' `__meta_kubernetes_*` labels.
 //!
 //! One function per role, pure over a [`Store`]; group sources are `node/<name>`,
-//! `pod/<ns>/<name>`, `svc/<ns>/<name>`, `endpoints/<ns>/<name>` and `ingress/<ns>/<name>` as in
+//! `pod/<ns>/<name>`, `svc/<ns>/<name>`, `endpoints/<ns>/<name>`, `endpointslice/<ns>/<name>` and `ingress/<ns>/<name>` as in
 //! Prometheus. Label and annotation names are sanitized (every character outside `[a-zA-Z0-9_]`
 //! becomes `_`) and get a `..._labelpresent_*` / `..._annotationpresent_*` companion set to
 //! `true`.
@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use super::Role;
 use super::objects::{
-    Container, ContainerStatus, EndpointAddress, EndpointPort, Endpoints, Ingress, Node,
-    ObjectMeta, Pod, Service,
+    Container, ContainerStatus, EndpointAddress, EndpointPort, EndpointSlice, Endpoints, Ingress,
+    Node, ObjectMeta, Pod, Service,
 };
 use crate::discovery::TargetGroup;
 
@@ -32,6 +32,8 @@ pub struct Store {
     pub endpoints: BTreeMap<String, Endpoints>,
     /// Ingresses.
     pub ingresses: BTreeMap<String, Ingress>,
+    /// EndpointSlices.
+    pub endpointslices: BTreeMap<String, EndpointSlice>,
 }
 
 type LabelSet = BTreeMap<String, String>;
@@ -53,8 +55,11 @@ pub fn groups(role: Role, store: &Store, attach_node: bool) -> Vec<TargetGroup> 
             .map(|e| endpoints_group(e, store, attach_node))
             .collect(),
         Role::Ingress => store.ingresses.values().map(ingress_group).collect(),
-        // Rejected at load.
-        Role::EndpointSlice => Vec::new(),
+        Role::EndpointSlice => store
+            .endpointslices
+            .values()
+            .map(|e| endpointslice_group(e, store, attach_node))
+            .collect(),
     }
 }
 
@@ -489,6 +494,175 @@ fn endpoints_group(eps: &Endpoints, store: &Store, attach_node: bool) -> TargetG
         }
     }
     // Container ports of the seen pods that no endpoint port covers get a target each too.
+    targets.extend(uncovered_ports(&seen));
+    TargetGroup {
+        source: format!("endpoints/{}", eps.metadata.key()),
+        targets,
+        labels,
+    }
+}
+
+/// The label a slice names its service with.
+const SERVICE_NAME: &str = "kubernetes.io/service-name";
+
+fn endpointslice_group(eps: &EndpointSlice, store: &Store, attach_node: bool) -> TargetGroup {
+    let ns = &eps.metadata.namespace;
+    let mut labels = LabelSet::new();
+    set(&mut labels, NAMESPACE, ns.clone());
+    set(
+        &mut labels,
+        "__meta_kubernetes_endpointslice_name",
+        eps.metadata.name.clone(),
+    );
+    set(
+        &mut labels,
+        "__meta_kubernetes_endpointslice_address_type",
+        eps.address_type.clone(),
+    );
+    if let Some(svc) = eps
+        .metadata
+        .labels
+        .get(SERVICE_NAME)
+        .and_then(|name| store.services.get(&format!("{ns}/{name}")))
+    {
+        labels.extend(service_labels(svc));
+    }
+    let mut targets = Vec::new();
+    let mut seen: BTreeMap<String, (&Pod, Vec<i64>)> = BTreeMap::new();
+    for ep in &eps.endpoints {
+        for port in &eps.ports {
+            for addr in &ep.addresses {
+                let mut t = LabelSet::new();
+                let a = match port.port {
+                    Some(p) => join_host_port(addr, p),
+                    None => addr.clone(),
+                };
+                set(&mut t, ADDRESS, a);
+                let opt = |t: &mut LabelSet, name: &str, v: &Option<String>| {
+                    if let Some(v) = v {
+                        set(t, name, v.clone());
+                    }
+                };
+                opt(
+                    &mut t,
+                    "__meta_kubernetes_endpointslice_port_name",
+                    &port.name,
+                );
+                opt(
+                    &mut t,
+                    "__meta_kubernetes_endpointslice_port_protocol",
+                    &port.protocol,
+                );
+                if let Some(p) = port.port {
+                    set(
+                        &mut t,
+                        "__meta_kubernetes_endpointslice_port",
+                        p.to_string(),
+                    );
+                }
+                opt(
+                    &mut t,
+                    "__meta_kubernetes_endpointslice_port_app_protocol",
+                    &port.app_protocol,
+                );
+                let c = &ep.conditions;
+                for (name, v) in [
+                    ("ready", c.ready),
+                    ("serving", c.serving),
+                    ("terminating", c.terminating),
+                ] {
+                    if let Some(v) = v {
+                        set(
+                            &mut t,
+                            &format!("{META}endpointslice_endpoint_conditions_{name}"),
+                            v.to_string(),
+                        );
+                    }
+                }
+                opt(
+                    &mut t,
+                    "__meta_kubernetes_endpointslice_endpoint_hostname",
+                    &ep.hostname,
+                );
+                if let Some(r) = &ep.target_ref {
+                    set(
+                        &mut t,
+                        "__meta_kubernetes_endpointslice_address_target_kind",
+                        r.kind.clone(),
+                    );
+                    set(
+                        &mut t,
+                        "__meta_kubernetes_endpointslice_address_target_name",
+                        r.name.clone(),
+                    );
+                }
+                for (k, v) in &ep.deprecated_topology {
+                    let n = sanitize(k);
+                    t.insert(
+                        format!("{META}endpointslice_endpoint_topology_{n}"),
+                        v.clone(),
+                    );
+                    t.insert(
+                        format!("{META}endpointslice_endpoint_topology_present_{n}"),
+                        "true".into(),
+                    );
+                }
+                if attach_node && let Some(n) = &ep.node_name {
+                    node_labels_of(&mut t, store, n);
+                }
+                let pod = ep
+                    .target_ref
+                    .as_ref()
+                    .filter(|r| r.kind == "Pod")
+                    .and_then(|r| store.pods.get(&format!("{}/{}", r.namespace, r.name)));
+                if let Some(pod) = pod {
+                    let covered = &mut seen
+                        .entry(pod.metadata.key())
+                        .or_insert((pod, Vec::new()))
+                        .1;
+                    covered.extend(port.port);
+                    t.extend(pod_labels(pod));
+                    // As in Prometheus, the last container declaring the port wins.
+                    let mut declared = pod.spec.containers.iter().filter_map(|c| {
+                        c.ports
+                            .iter()
+                            .find(|cp| Some(cp.container_port) == port.port)
+                            .map(|cp| (c, cp))
+                    });
+                    if let Some((c, cp)) = declared.next_back() {
+                        container_labels(&mut t, c);
+                        set(
+                            &mut t,
+                            "__meta_kubernetes_pod_container_port_name",
+                            cp.name.clone(),
+                        );
+                        set(
+                            &mut t,
+                            "__meta_kubernetes_pod_container_port_number",
+                            cp.container_port.to_string(),
+                        );
+                        set(
+                            &mut t,
+                            "__meta_kubernetes_pod_container_port_protocol",
+                            cp.protocol.clone(),
+                        );
+                    }
+                }
+                targets.push(t);
+            }
+        }
+    }
+    targets.extend(uncovered_ports(&seen));
+    TargetGroup {
+        source: format!("endpointslice/{}", eps.metadata.key()),
+        targets,
+        labels,
+    }
+}
+
+/// Targets for the container ports of seen pods that no endpoint port covers.
+fn uncovered_ports(seen: &BTreeMap<String, (&Pod, Vec<i64>)>) -> Vec<LabelSet> {
+    let mut out = Vec::new();
     for (pod, covered) in seen.values() {
         for c in &pod.spec.containers {
             for cp in &c.ports {
@@ -517,15 +691,11 @@ fn endpoints_group(eps: &Endpoints, store: &Store, attach_node: bool) -> TargetG
                     "__meta_kubernetes_pod_container_port_protocol",
                     cp.protocol.clone(),
                 );
-                targets.push(t);
+                out.push(t);
             }
         }
     }
-    TargetGroup {
-        source: format!("endpoints/{}", eps.metadata.key()),
-        targets,
-        labels,
-    }
+    out
 }
 
 /// True if a TLS host `pattern` (exact, or `*.` followed by the host's other labels) covers

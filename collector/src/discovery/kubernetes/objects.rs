@@ -390,3 +390,74 @@ pub struct HttpIngressPath {
     /// `path`.
     pub path: String,
 }
+
+/// `null` as the default value (Go encodes empty slices without `omitempty` as `null`).
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// An EndpointSlice (`discovery.k8s.io/v1`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct EndpointSlice {
+    /// `metadata`.
+    pub metadata: ObjectMeta,
+    /// `addressType` (`IPv4`, `IPv6`, `FQDN`).
+    pub address_type: String,
+    /// `endpoints`.
+    #[serde(deserialize_with = "null_default")]
+    pub endpoints: Vec<SliceEndpoint>,
+    /// `ports`.
+    #[serde(deserialize_with = "null_default")]
+    pub ports: Vec<SlicePort>,
+}
+
+/// One endpoint of a slice.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SliceEndpoint {
+    /// `addresses`.
+    #[serde(deserialize_with = "null_default")]
+    pub addresses: Vec<String>,
+    /// `conditions`.
+    pub conditions: SliceConditions,
+    /// `hostname`.
+    pub hostname: Option<String>,
+    /// `nodeName`.
+    pub node_name: Option<String>,
+    /// `targetRef`.
+    pub target_ref: Option<ObjectReference>,
+    /// `deprecatedTopology`.
+    #[serde(deserialize_with = "null_default")]
+    pub deprecated_topology: BTreeMap<String, String>,
+}
+
+/// `conditions` of a slice endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SliceConditions {
+    /// `ready`.
+    pub ready: Option<bool>,
+    /// `serving`.
+    pub serving: Option<bool>,
+    /// `terminating`.
+    pub terminating: Option<bool>,
+}
+
+/// A port of a slice.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SlicePort {
+    /// `name`.
+    pub name: Option<String>,
+    /// `port`.
+    pub port: Option<i64>,
+    /// `protocol`.
+    pub protocol: Option<String>,
+    /// `appProtocol`.
+    pub app_protocol: Option<String>,
+}

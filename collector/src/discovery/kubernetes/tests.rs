@@ -485,8 +485,12 @@ fn config_checks() {
         Err("kubeconfig_file \"/k\" is not supported"),
     );
     check_config(
-        "role: endpointslice",
-        Err("role endpointslice is not supported"),
+        "role: endpointslice\nselectors: [{role: endpointslice, label: a=b}, {role: pod}]",
+        Ok(()),
+    );
+    check_config(
+        "role: endpointslice\nselectors: [{role: endpoints}]",
+        Err("endpointslice role supports only pod, service, endpointslice selectors"),
     );
     check_config(
         "role: pod\nselectors:\n- {role: pod}\n- {role: pod}\n",
@@ -623,4 +627,126 @@ fn store_replace_is_per_namespace() {
     assert_eq!(s.pods.keys().collect::<Vec<_>>(), ["dev/web-1"]);
     s.apply(Update::Delete(Object::Pod(p)));
     assert!(s.pods.is_empty());
+}
+
+#[test]
+fn endpointslice_role() {
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+        "metadata": {"name": "web-x1", "namespace": "prod",
+            "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [
+            {"addresses": ["10.1.0.5"], "conditions": {"ready": true, "serving": true, "terminating": false},
+             "hostname": "web-1", "nodeName": "n1", "deprecatedTopology": {"topology.kubernetes.io/zone": "z1"},
+             "targetRef": {"kind": "Pod", "namespace": "prod", "name": "web-1"}},
+            {"addresses": ["10.1.0.6"], "conditions": {}}
+        ],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP", "appProtocol": "http"}]
+    }))
+    .unwrap();
+    let empty: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "e", "namespace": "prod"}, "addressType": "IPv4",
+        "endpoints": null, "ports": null
+    }))
+    .unwrap();
+    assert!(empty.ports.is_empty() && empty.endpoints.is_empty());
+    let mut store = Store::default();
+    store.endpointslices.insert("prod/web-x1".into(), slice);
+    store
+        .services
+        .insert("prod/web".into(), service("ClusterIP"));
+    store.pods.insert("prod/web-1".into(), pod());
+    store.nodes.insert("n1".into(), node());
+    let g = build::groups(Role::EndpointSlice, &store, true);
+    assert_eq!(g[0].source, "endpointslice/prod/web-x1");
+    assert_eq!(
+        g[0].labels["__meta_kubernetes_endpointslice_name"],
+        "web-x1"
+    );
+    assert_eq!(
+        g[0].labels["__meta_kubernetes_endpointslice_address_type"],
+        "IPv4"
+    );
+    assert_eq!(g[0].labels["__meta_kubernetes_service_name"], "web");
+    let t = &g[0].targets;
+    assert_eq!(t.len(), 3);
+    let mut want = labels(&[
+        ("__address__", "10.1.0.5:8080"),
+        ("__meta_kubernetes_endpointslice_port_name", "http"),
+        ("__meta_kubernetes_endpointslice_port_protocol", "TCP"),
+        ("__meta_kubernetes_endpointslice_port", "8080"),
+        ("__meta_kubernetes_endpointslice_port_app_protocol", "http"),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_conditions_ready",
+            "true",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_conditions_serving",
+            "true",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_conditions_terminating",
+            "false",
+        ),
+        ("__meta_kubernetes_endpointslice_endpoint_hostname", "web-1"),
+        ("__meta_kubernetes_endpointslice_address_target_kind", "Pod"),
+        (
+            "__meta_kubernetes_endpointslice_address_target_name",
+            "web-1",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_topology_topology_kubernetes_io_zone",
+            "z1",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_topology_present_topology_kubernetes_io_zone",
+            "true",
+        ),
+        ("__meta_kubernetes_node_name", "n1"),
+        ("__meta_kubernetes_node_label_kubernetes_io_hostname", "n1"),
+        (
+            "__meta_kubernetes_node_labelpresent_kubernetes_io_hostname",
+            "true",
+        ),
+        (
+            "__meta_kubernetes_node_label_topology_kubernetes_io_zone",
+            "z1",
+        ),
+        (
+            "__meta_kubernetes_node_labelpresent_topology_kubernetes_io_zone",
+            "true",
+        ),
+        ("__meta_kubernetes_pod_container_name", "app"),
+        ("__meta_kubernetes_pod_container_image", "web:1"),
+        ("__meta_kubernetes_pod_container_port_name", "http"),
+        ("__meta_kubernetes_pod_container_port_number", "8080"),
+        ("__meta_kubernetes_pod_container_port_protocol", "TCP"),
+    ]);
+    // Plus the pod's own labels, as in the pod role.
+    let mut p = Store::default();
+    p.pods.insert("prod/web-1".into(), pod());
+    let pod_group = &build::groups(Role::Pod, &p, false)[0];
+    want.extend(
+        pod_group
+            .labels
+            .iter()
+            .filter(|(k, _)| *k != "__meta_kubernetes_namespace")
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    assert_eq!(t[0], want);
+    // Conditions not reported: no condition labels.
+    assert_eq!(
+        t[1],
+        labels(&[
+            ("__address__", "10.1.0.6:8080"),
+            ("__meta_kubernetes_endpointslice_port_name", "http"),
+            ("__meta_kubernetes_endpointslice_port_protocol", "TCP"),
+            ("__meta_kubernetes_endpointslice_port", "8080"),
+            ("__meta_kubernetes_endpointslice_port_app_protocol", "http"),
+        ])
+    );
+    // The pod's other container port.
+    assert_eq!(t[2]["__address__"], "10.1.0.5:9090");
+    assert_eq!(t[2]["__meta_kubernetes_pod_container_port_name"], "metrics");
 }
