@@ -30,6 +30,7 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dataset  # noqa: E402
 
@@ -610,14 +611,21 @@ def table(results):
 
 
 def versions(pharos_bin):
+    """Version lines of the binaries; the Debian package version where a binary prints none."""
     out = {}
-    for name, cmd in [("pharos", [pharos_bin, "--version"]), ("prometheus", ["prometheus", "--version"]),
-                      ("victoriametrics", ["victoria-metrics", "-version"]),
-                      ("node_exporter", ["prometheus-node-exporter", "--version"])]:
+    for name, cmd, pkg in [("pharos", [pharos_bin, "--version"], None),
+                           ("prometheus", ["prometheus", "--version"], "prometheus"),
+                           ("victoriametrics", ["victoria-metrics", "-version"], "victoria-metrics"),
+                           ("node_exporter", ["prometheus-node-exporter", "--version"], "prometheus-node-exporter")]:
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-            out[name] = (r.stdout + r.stderr).strip().splitlines()[0]
-        except (OSError, IndexError, subprocess.SubprocessError) as e:
+            lines = (r.stdout + r.stderr).strip().splitlines()
+            if not lines and pkg:
+                r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True,
+                                   timeout=30)
+                lines = [f"{pkg} {r.stdout.strip()} (Debian package)"]
+            out[name] = lines[0] if lines else "unknown"
+        except (OSError, subprocess.SubprocessError) as e:
             out[name] = f"unknown ({e})"
     return out
 
@@ -647,6 +655,8 @@ def main():
         args.series, args.hours, args.runs, args.settle = 1000, 2, 3, 2
         args.targets, args.target_samples, args.scrape_seconds, args.scrape_warmup = 10, 200, 8, 4
         args.exporter_scrapes, args.exporter_pause = 20, 0.1
+    args.out = os.path.abspath(args.out)
+    args.pharos = os.path.abspath(args.pharos) if os.sep in args.pharos else args.pharos
     skip = set(filter(None, args.skip.split(",")))
     os.makedirs(args.out, exist_ok=True)
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "machine": machine(),

@@ -72,7 +72,7 @@ fn now_ms() -> i64 {
 }
 
 /// Parses a time: Unix seconds (fractions allowed), RFC 3339, `now` or `now-<duration>`.
-fn parse_time(s: &str, now: i64) -> Result<i64, String> {
+pub(crate) fn parse_time(s: &str, now: i64) -> Result<i64, String> {
     let s = s.trim();
     if s == "now" {
         return Ok(now);

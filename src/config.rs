@@ -29,6 +29,9 @@ pub struct Config {
     /// Where to send appended samples (remote write 1.0).
     #[serde(default)]
     pub remote_write: Vec<pharos_collector::remote::RemoteWriteConfig>,
+    /// Dashboards from files (`dashboards: {dir: ./dashboards}`), relative to this file's folder.
+    #[serde(default)]
+    pub dashboards: pharos_dashboard::Config,
 }
 
 /// Where the configuration came from, kept for reloads and `/api/v1/status/config`.

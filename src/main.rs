@@ -9,7 +9,10 @@
 
 mod cmd_check;
 mod cmd_query;
+mod cmd_tsdb;
 mod config;
+mod config_yaml;
+mod dashboards_wiring;
 mod remote_wiring;
 mod rules_wiring;
 mod selfmetrics;
@@ -53,6 +56,9 @@ enum Command {
     Test(cmd_check::TestCommand),
     /// Evaluate a PromQL expression against a server or a data directory and print a table.
     Query(cmd_query::QueryArgs),
+    /// Inspect a data directory, backfill it from a text file, or export it as text.
+    #[command(subcommand)]
+    Tsdb(cmd_tsdb::TsdbCommand),
 }
 
 /// Logging flags, accepted by every command.
@@ -110,6 +116,10 @@ pub struct ServerArgs {
     #[arg(long = "query.timeout", value_name = "DURATION", default_value = "2m",
           value_parser = parse_retention)]
     pub query_timeout: std::time::Duration,
+    /// Folder of dashboard files (YAML/JSON), shown in the dashboard's navigation; overrides
+    /// `dashboards.dir` of the configuration file.
+    #[arg(long = "dashboards.dir", value_name = "DIR")]
+    pub dashboards_dir: Option<PathBuf>,
 }
 
 /// Flags of `pharos exporter`, named after node_exporter's. `--collector.<name>` and
@@ -144,6 +154,10 @@ pub struct ExporterArgs {
         default_value = "kubelet"
     )]
     pub container_metadata: pharos_exporters::pod::metadata::Source,
+    /// Disable every collector not enabled with a --collector.<name> flag (as node_exporter's
+    /// --collector.disable-defaults).
+    #[arg(long = "collector.disable-defaults")]
+    pub disable_defaults: bool,
 }
 
 /// A byte size with Prometheus' units (B, KB, MB, GB, TB, PB, EB; powers of 1024).
@@ -225,6 +239,7 @@ fn main() -> ExitCode {
         Some(Command::Server(args)) => runtime.block_on(server::run(args)),
         Some(Command::Query(args)) => runtime.block_on(cmd_query::run(args)),
         Some(Command::Check(c)) => cmd_check::check(c),
+        Some(Command::Tsdb(c)) => cmd_tsdb::run(c),
         Some(Command::Test(c)) => cmd_check::test(c),
         Some(Command::Exporter(args)) => {
             let sub = matches.subcommand_matches("exporter");
@@ -236,7 +251,7 @@ fn main() -> ExitCode {
                     match (on, off) {
                         (_, true) => Some((name.to_string(), false)),
                         (true, false) => Some((name.to_string(), true)),
-                        _ => None,
+                        _ => args.disable_defaults.then(|| (name.to_string(), false)),
                     }
                 })
                 .collect();

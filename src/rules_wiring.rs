@@ -72,7 +72,7 @@ impl Rules {
             .update(
                 &cfg.rule_files,
                 &base_dir,
-                cfg.global.evaluation_interval.as_millis() as i64,
+                cfg.global.evaluation_interval.as_millis(),
                 cfg.global.external_labels.clone(),
             )
             .map_err(|e| anyhow::anyhow!("cannot load rule files:\n{}", joined(&e)))?;
@@ -102,7 +102,7 @@ impl Rules {
             .update(
                 &cfg.rule_files,
                 &self.base_dir,
-                cfg.global.evaluation_interval.as_millis() as i64,
+                cfg.global.evaluation_interval.as_millis(),
                 cfg.global.external_labels.clone(),
             )
             .map_err(|e| anyhow::anyhow!("cannot load rule files:\n{}", joined(&e)))?;

@@ -39,6 +39,10 @@ struct Running {
     source: Source,
     config_yaml: Arc<RwLock<String>>,
     start_time_s: f64,
+    /// The dashboard files, switched to another folder on reload.
+    boards: Arc<pharos_dashboard::board::Store>,
+    /// `--dashboards.dir`, which wins over the configuration file.
+    dashboards_flag: Option<std::path::PathBuf>,
 }
 
 /// State shared by the outer router before and after start-up.
@@ -84,7 +88,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .as_deref(),
         )),
     };
-    let (cfg, cfg_text) = source.load()?;
+    let (cfg, _) = source.load()?;
 
     let shell = Shell::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -139,13 +143,20 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .apply(&cfg.global, &cfg.scrape_configs)
         .context("cannot apply the scrape configuration")?;
 
+    let shown_config =
+        crate::config_yaml::render(&cfg, crate::config_yaml::base_dir(&source).as_deref());
     let running = Arc::new(Running {
         db: db.clone(),
         scrapes: scrapes.clone(),
         remote: remote.clone(),
         rules: rules.clone(),
+        boards: Arc::new(pharos_dashboard::board::Store::new(
+            crate::dashboards_wiring::dir(args.dashboards_dir.as_deref(), &cfg, &source),
+        )),
+        dashboards_flag: args.dashboards_dir.clone(),
         source,
-        config_yaml: Arc::new(RwLock::new(cfg_text)),
+        // Shown at /api/v1/status/config: re-serialised with defaults, as Prometheus does.
+        config_yaml: Arc::new(RwLock::new(shown_config)),
         start_time_s,
     });
     let app = app_router(running.clone(), &args);
@@ -310,14 +321,19 @@ fn app_router(running: Arc<Running>, args: &ServerArgs) -> Router {
         start_time_ms: (running.start_time_s * 1000.0) as i64,
         rules: Some(running.rules.provider()),
     });
-    let dashboard = pharos_dashboard::router(Arc::new(LocalSource {
-        db: running.db.clone(),
-        engine,
-        scrapes: running.scrapes.clone(),
-        flags,
-        config_yaml: running.config_yaml.clone(),
-        start_time_s: running.start_time_s,
-    }));
+    let boards = running.boards.clone();
+    let dashboard = pharos_dashboard::router_with_store(
+        Arc::new(LocalSource {
+            db: running.db.clone(),
+            engine,
+            scrapes: running.scrapes.clone(),
+            flags,
+            config_yaml: running.config_yaml.clone(),
+            start_time_s: running.start_time_s,
+            rules: running.rules.provider(),
+        }),
+        boards,
+    );
     let remote = running.remote.router();
     let own = Router::new()
         .route("/metrics", get(own_metrics))
@@ -384,6 +400,52 @@ fn gather_own(running: &Running) -> String {
         MetricType::Counter,
         st.wal_corruptions_total as f64,
     );
+    for (name, help, kind, v) in [
+        (
+            "pharos_tsdb_blocks_loaded",
+            "Number of persisted blocks.",
+            MetricType::Gauge,
+            st.blocks,
+        ),
+        (
+            "pharos_tsdb_block_bytes",
+            "Size of the persisted blocks in bytes.",
+            MetricType::Gauge,
+            st.block_bytes,
+        ),
+        (
+            "pharos_tsdb_block_samples",
+            "Samples in the persisted blocks.",
+            MetricType::Gauge,
+            st.block_samples,
+        ),
+        (
+            "pharos_tsdb_quarantined_blocks_total",
+            "Damaged blocks moved to quarantine/ at open.",
+            MetricType::Counter,
+            st.quarantined_blocks_total,
+        ),
+        (
+            "pharos_tsdb_head_blocks_written_total",
+            "Blocks written from the head.",
+            MetricType::Counter,
+            st.head_blocks_written_total,
+        ),
+        (
+            "pharos_tsdb_compactions_total",
+            "Compactions (merges of blocks) run.",
+            MetricType::Counter,
+            st.compactions_total,
+        ),
+        (
+            "pharos_tsdb_blocks_deleted_total",
+            "Blocks deleted by retention (time or size).",
+            MetricType::Counter,
+            st.blocks_deleted_total,
+        ),
+    ] {
+        s.single(name, help, kind, v as f64);
+    }
     s.families.extend(running.scrapes.stats().families());
     s.families.extend(running.remote.families());
     s.families.extend(running.rules.families());
@@ -403,15 +465,23 @@ async fn reload_handler(State(running): State<Arc<Running>>) -> Response {
 
 /// Re-reads the configuration and applies it; on error the running configuration stays.
 fn reload(running: &Running) -> anyhow::Result<()> {
-    let result = running.source.load().and_then(|(cfg, text)| {
+    let result = running.source.load().and_then(|(cfg, _)| {
         running.rules.apply(&cfg)?;
         running
             .scrapes
             .apply(&cfg.global, &cfg.scrape_configs)
             .context("cannot apply the scrape configuration")?;
         running.remote.apply(&cfg)?;
+        running.boards.set_dir(crate::dashboards_wiring::dir(
+            running.dashboards_flag.as_deref(),
+            &cfg,
+            &running.source,
+        ));
         if let Ok(mut y) = running.config_yaml.write() {
-            *y = text;
+            *y = crate::config_yaml::render(
+                &cfg,
+                crate::config_yaml::base_dir(&running.source).as_deref(),
+            );
         }
         Ok(())
     });
@@ -478,9 +548,15 @@ struct LocalSource {
     flags: BTreeMap<String, String>,
     config_yaml: Arc<RwLock<String>>,
     start_time_s: f64,
+    rules: Arc<dyn pharos_query::rules::json::RulesProvider>,
 }
 
 impl DataSource for LocalSource {
+    fn rules(&self) -> Option<serde_json::Value> {
+        let filter = pharos_query::rules::json::RulesFilter::default();
+        serde_json::to_value(self.rules.rule_groups(&filter)).ok()
+    }
+
     fn status(&self) -> pharos_dashboard::StatusInfo {
         let st = self.db.stats();
         let kv = |k: &str, v: String| (k.to_string(), v);

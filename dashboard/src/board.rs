@@ -108,7 +108,8 @@ pub struct Row {
     /// Repeat the row once per selected value of this variable (when "All" is selected).
     #[serde(default)]
     pub repeat: Option<String>,
-    /// At most this many repeated rows (default 50).
+    /// At most this many repeated rows (default 8; the page links to `repeat=all` for the rest,
+    /// which shows up to 500).
     #[serde(default)]
     pub repeat_limit: Option<usize>,
     /// The panels, laid out left to right in a 12-column grid.
@@ -746,7 +747,7 @@ type Fingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
 /// added, removed or changed (checked on each page view: one directory listing).
 #[derive(Debug)]
 pub struct Store {
-    dir: Option<PathBuf>,
+    dir: RwLock<Option<PathBuf>>,
     state: RwLock<(Fingerprint, Arc<Loaded>)>,
 }
 
@@ -756,20 +757,39 @@ impl Store {
         let fp = fingerprint(dir.as_deref());
         let loaded = Arc::new(load(dir.as_deref()));
         Store {
-            dir,
+            dir: RwLock::new(dir),
             state: RwLock::new((fp, loaded)),
+        }
+    }
+
+    /// The folder currently read (`None`: only the built-ins).
+    pub fn dir(&self) -> Option<PathBuf> {
+        self.dir.read().ok().and_then(|d| d.clone())
+    }
+
+    /// Switches to another folder (on a configuration reload) and loads it at once; the
+    /// dashboards of the old folder disappear.
+    pub fn set_dir(&self, dir: Option<PathBuf>) {
+        let fp = fingerprint(dir.as_deref());
+        let loaded = Arc::new(load(dir.as_deref()));
+        if let Ok(mut d) = self.dir.write() {
+            *d = dir;
+        }
+        if let Ok(mut st) = self.state.write() {
+            *st = (fp, loaded);
         }
     }
 
     /// The current dashboards, reloaded first if the folder changed.
     pub fn current(&self) -> Arc<Loaded> {
-        let fp = fingerprint(self.dir.as_deref());
+        let dir = self.dir();
+        let fp = fingerprint(dir.as_deref());
         if let Ok(st) = self.state.read()
             && st.0 == fp
         {
             return st.1.clone();
         }
-        let loaded = Arc::new(load(self.dir.as_deref()));
+        let loaded = Arc::new(load(dir.as_deref()));
         if let Ok(mut st) = self.state.write() {
             *st = (fp, loaded.clone());
         }
@@ -956,5 +976,22 @@ mod tests {
         assert!(store.current().get("mine").is_none());
         let missing = load(Some(&dir.path().join("nope")));
         assert_eq!(missing.errors.len(), 1);
+    }
+
+    #[test]
+    fn set_dir_switches_folders() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(a.path().join("a.yaml"), "title: From A\n").unwrap();
+        std::fs::write(b.path().join("b.yaml"), "title: From B\n").unwrap();
+        let store = Store::new(None);
+        assert_eq!(store.current().boards.len(), 2);
+        store.set_dir(Some(a.path().to_path_buf()));
+        assert!(store.current().get("a").is_some());
+        store.set_dir(Some(b.path().to_path_buf()));
+        let l = store.current();
+        assert!(l.get("a").is_none() && l.get("b").is_some());
+        assert_eq!(store.dir().as_deref(), Some(b.path()));
+        store.set_dir(None);
+        assert_eq!(store.current().boards.len(), 2);
     }
 }

@@ -20,8 +20,13 @@ use crate::ui::{Chrome, chart_block, document, query_string, time_toolbar};
 const FULL_WIDTH: u32 = 1500;
 /// Height of a dashboard chart's plot.
 const CHART_HEIGHT: u32 = 220;
-/// Default limit of repeated rows and of table and bar rows.
+/// Default limit of table and bar rows.
 const DEFAULT_LIMIT: usize = 50;
+/// Default limit of repeated rows (each is several charts): beyond it the page links to
+/// `repeat=all`, so a page for a large cluster stays fast and small.
+const DEFAULT_REPEAT: usize = 8;
+/// Hard limit of repeated rows even with `repeat=all`.
+const MAX_REPEAT: usize = 500;
 
 /// The request parameters of a page as a map (the last value of a repeated name wins).
 pub fn param_map(params: &[(String, String)]) -> BTreeMap<String, String> {
@@ -66,8 +71,8 @@ fn instant_values(
 enum Job<'a> {
     /// A row with the variables it is rendered with.
     Row(&'a board::Row, Vec<Resolved>),
-    /// A line of text.
-    Note(String),
+    /// A line of text, with an optional link (address, text).
+    Note(String, Option<(String, String)>),
 }
 
 /// Runs `f` over `jobs` on up to as many threads as there are cores; results keep their order.
@@ -138,6 +143,7 @@ pub fn board_page(
 
     // Rows (and each repetition of a repeated row) are independent: render them to HTML on
     // all cores.
+    let show_all = get("repeat") == Some("all");
     let mut jobs: Vec<Job> = Vec::new();
     for row in &b.rows {
         let repeat = row
@@ -151,7 +157,11 @@ pub fn board_page(
                 if values.len() < 2 {
                     continue;
                 }
-                let limit = row.repeat_limit.unwrap_or(DEFAULT_LIMIT);
+                let limit = if show_all {
+                    MAX_REPEAT
+                } else {
+                    row.repeat_limit.unwrap_or(DEFAULT_REPEAT).min(MAX_REPEAT)
+                };
                 let more = values.len().saturating_sub(limit);
                 for value in values.into_iter().take(limit) {
                     let bound: Vec<Resolved> = vars
@@ -166,10 +176,25 @@ pub fn board_page(
                         .collect();
                     jobs.push(Job::Row(row, bound));
                 }
-                if more > 0 {
-                    jobs.push(Job::Note(format!(
-                        "… and {more} more (raise repeat_limit to show them)"
-                    )));
+                if more > 0 && show_all {
+                    jobs.push(Job::Note(
+                        format!("… and {more} more (at most {MAX_REPEAT} repeated rows)"),
+                        None,
+                    ));
+                } else if more > 0 {
+                    let mut pairs: Vec<(String, String)> = params
+                        .iter()
+                        .filter(|(k, _)| k != "repeat")
+                        .cloned()
+                        .collect();
+                    pairs.push(("repeat".into(), "all".into()));
+                    jobs.push(Job::Note(
+                        format!("… and {more} more."),
+                        Some((
+                            format!("{path}{}", query_string(&pairs)),
+                            format!("Show all {}", limit + more),
+                        )),
+                    ));
                 }
             }
             None => jobs.push(Job::Row(row, vars.clone())),
@@ -177,7 +202,12 @@ pub fn board_page(
     }
     let rendered = render_parallel(&jobs, |job| match job {
         Job::Row(row, vars) => row_view(ds, row, vars, &tr, &time_pairs).to_html(),
-        Job::Note(text) => view! { <p class="muted">{text.clone()}</p> }.to_html(),
+        Job::Note(text, link) => {
+            let link = link
+                .clone()
+                .map(|(href, label)| view! { " " <a href=href>{label}</a> });
+            view! { <p class="muted">{text.clone()}{link}</p> }.to_html()
+        }
     });
     let rows = view! { <div inner_html=rendered.concat()></div> };
 
@@ -889,6 +919,34 @@ mod tests {
         );
         // A 6h range on a 750px panel: 2 minute steps, and a rate interval of step + 15s.
         assert!(seen.iter().any(|q| q.contains("[2m15s]")), "{seen:?}");
+    }
+
+    #[test]
+    fn repeated_rows_are_capped_with_a_show_all_link() {
+        let names: Vec<&'static str> = (0..11).map(|i| &*format!("n{i:02}:9100").leak()).collect();
+        let ds = Fake {
+            instances: names,
+            seen: std::sync::Mutex::new(Vec::new()),
+        };
+        let loaded = board::load(None);
+        let nodes = loaded.get("nodes").unwrap();
+        let page = |params: &[(&str, &str)]| {
+            let params: Vec<(String, String)> = params
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect();
+            board_page(&ds, &nodes, &params, &Chrome::default(), NOW)
+        };
+        let html = page(&[("range", "6h")]);
+        assert_eq!(html.matches("<h2>Node n").count(), DEFAULT_REPEAT, "{html}");
+        assert!(html.contains("… and 3 more."), "{html}");
+        assert!(
+            html.contains("href=\"/d/nodes?range=6h&amp;repeat=all\">Show all 11</a>"),
+            "{html}"
+        );
+        let html = page(&[("range", "6h"), ("repeat", "all")]);
+        assert_eq!(html.matches("<h2>Node n").count(), 11);
+        assert!(!html.contains("Show all"));
     }
 
     #[test]

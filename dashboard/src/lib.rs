@@ -7,7 +7,8 @@
 //!
 //! Pages: `/` (health at a glance and built-in charts), `/d/<uid>` (dashboards from files: the
 //! built-in Nodes and Pods, and any in the dashboards folder; see [`board`]), `/dashboards`,
-//! `/graph?expr=...` (Explore: ad-hoc PromQL as a graph or a table), `/targets`, `/status`, and
+//! `/graph?expr=...` (Explore: ad-hoc PromQL as a graph or a table), `/targets`, `/alerts` and
+//! `/rules` (see [`alerts`]), `/status`, and
 //! `/render?expr=...` (a chart as an SVG image to embed in notifications). Pages take `range`
 //! (`5m` … `7d`) or `from`/`to` (`now-6h`, RFC 3339, epoch seconds or ms), `refresh` (`5s`,
 //! `15s`, `1m`) and `theme` (`dark`, `light`).
@@ -20,6 +21,7 @@
 //! # }
 //! ```
 
+pub mod alerts;
 pub mod assets;
 pub mod board;
 pub mod chart;
@@ -87,6 +89,13 @@ pub trait DataSource: Send + Sync + 'static {
         Ok(values)
     }
 
+    /// The rule groups for the Alerts and Rules pages: the `data` object of Prometheus'
+    /// `/api/v1/rules` (`{"groups": [...]}`, alerting rules with their active alerts). The
+    /// default, `None`, means the source serves no rules.
+    fn rules(&self) -> Option<serde_json::Value> {
+        None
+    }
+
     /// What the Status page shows besides build information. The default is empty.
     fn status(&self) -> StatusInfo {
         StatusInfo::default()
@@ -108,6 +117,16 @@ pub struct Options {
     /// Folder of dashboard files (`*.yaml`, `*.yml`, `*.json`), read at start and again when its
     /// files change; `None`: only the built-in dashboards.
     pub dashboards_dir: Option<std::path::PathBuf>,
+}
+
+/// The `dashboards:` section of the configuration file, e.g. `dashboards: {dir: ./dashboards}`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Folder of dashboard files (`*.yaml`, `*.yml`, `*.json`); a relative path is relative to
+    /// the configuration file's folder. Absent: only the built-in dashboards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// Errors of the dashboard's handlers.
@@ -144,16 +163,23 @@ pub fn router(ds: Arc<dyn DataSource>) -> Router {
     router_with(ds, Options::default())
 }
 
-/// The dashboard's routes (`/`, `/d/{uid}`, `/dashboards`, `/graph`, `/targets`, `/status`,
-/// `/render`) with their state applied, ready to be merged with the API router.
+/// The dashboard's routes (`/`, `/d/{uid}`, `/dashboards`, `/graph`, `/targets`, `/alerts`,
+/// `/rules`, `/status`, `/render`) with their state applied, ready to be merged with the API router.
 pub fn router_with(ds: Arc<dyn DataSource>, opts: Options) -> Router {
-    let boards = Arc::new(board::Store::new(opts.dashboards_dir));
+    router_with_store(ds, Arc::new(board::Store::new(opts.dashboards_dir)))
+}
+
+/// [`router_with`] reading its dashboards from `boards`, which the caller keeps to switch folders
+/// on a configuration reload ([`board::Store::set_dir`]).
+pub fn router_with_store(ds: Arc<dyn DataSource>, boards: Arc<board::Store>) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/d/{uid}", get(dashboard))
         .route("/dashboards", get(dashboards))
         .route("/graph", get(graph))
         .route("/targets", get(targets))
+        .route("/alerts", get(alerts))
+        .route("/rules", get(rules))
         .route("/status", get(status))
         .route("/render", get(render_svg))
         .with_state(AppState { ds, boards })
@@ -244,6 +270,28 @@ async fn graph(State(st): State<AppState>, Query(q): Query<PageQuery>) -> Result
 async fn targets(State(st): State<AppState>, Query(params): Query<Params>) -> Result<Html<String>> {
     render(st, "/targets", move |ds, _, c, now| {
         pages::targets(ds, &chrome_from(&params, c), now)
+    })
+    .await
+    .map(Html)
+}
+
+async fn alerts(
+    State(st): State<AppState>,
+    Query(q): Query<alerts::AlertsQuery>,
+) -> Result<Html<String>> {
+    render(st, "/alerts", move |ds, _, c, now| {
+        alerts::alerts_page(ds, &q, c, now)
+    })
+    .await
+    .map(Html)
+}
+
+async fn rules(
+    State(st): State<AppState>,
+    Query(q): Query<alerts::AlertsQuery>,
+) -> Result<Html<String>> {
+    render(st, "/rules", move |ds, _, c, now| {
+        alerts::rules_page(ds, &q, c, now)
     })
     .await
     .map(Html)
@@ -367,6 +415,12 @@ mod tests {
             &["href=\"/d/nodes\"", "href=\"/d/pods\""],
         );
         check(&get(addr, "/status").await, "200", &["<h1>Status</h1>"]);
+        check(
+            &get(addr, "/alerts?state=firing&refresh=5s").await,
+            "200",
+            &["<h1>Alerts</h1>", "serves no rules", "content=\"5\""],
+        );
+        check(&get(addr, "/rules").await, "200", &["<h1>Rules</h1>"]);
         check(
             &get(addr, "/render?expr=up&width=300").await,
             "200",

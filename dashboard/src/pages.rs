@@ -380,6 +380,7 @@ pub fn home(ds: &dyn DataSource, q: &PageQuery, chrome: &Chrome, now_ms: i64) ->
         </div>
         <p>"Dashboards: " {boards} <a href="/dashboards">"all dashboards"</a> " · "
             <a href="/graph">"Explore"</a> " · " <a href="/status">"Status"</a></p>
+        {crate::alerts::firing_on_home(ds, now_ms)}
         {failing_view}
         {time_toolbar("/", &[], &tr, &refresh)}
         <div class="grid">{panels}</div>

@@ -9,11 +9,12 @@ use crate::chart::{ChartOptions, PALETTE, Unit, assign_colors, render_plot, stat
 use crate::pages::urlencode;
 use crate::time::{RANGES, REFRESHES, TimeRange, format_datetime};
 
-/// Links of the navigation bar after Home and the dashboards: (path, text). Pages added later
-/// (Alerts, Rules) add their entry here.
+/// Links of the navigation bar after Home and the dashboards: (path, text).
 pub const NAV: &[(&str, &str)] = &[
     ("/graph", "Explore"),
     ("/targets", "Targets"),
+    ("/alerts", "Alerts"),
+    ("/rules", "Rules"),
     ("/status", "Status"),
 ];
 

@@ -473,6 +473,8 @@ fn time() {
         &[
             "# HELP node_time_seconds System time in seconds since epoch (1970).",
             "# TYPE node_time_seconds gauge",
+            "# HELP node_time_zone_offset_seconds System time zone offset in seconds.",
+            "# TYPE node_time_zone_offset_seconds gauge",
             r#"node_time_clocksource_available_info{clocksource="acpi_pm",device="0"} 1"#,
             r#"node_time_clocksource_available_info{clocksource="hpet",device="0"} 1"#,
             r#"node_time_clocksource_available_info{clocksource="tsc",device="0"} 1"#,
@@ -678,4 +680,80 @@ async fn http_router() {
     let missing = get("/nope").await;
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     server.abort();
+}
+
+#[test]
+fn netclass() {
+    // eth0 is up with every attribute; ifb0 is down, hides carrier and friends (the kernel
+    // answers EINVAL) and has an unparsable speed; bonding_masters is a plain file, not a device.
+    check(
+        by_name("netclass"),
+        r#"# HELP node_network_address_assign_type Network device property: address_assign_type
+# TYPE node_network_address_assign_type gauge
+node_network_address_assign_type{device="eth0"} 0
+node_network_address_assign_type{device="ifb0"} 1
+# HELP node_network_carrier Network device property: carrier
+# TYPE node_network_carrier gauge
+node_network_carrier{device="eth0"} 1
+# HELP node_network_carrier_changes_total Network device property: carrier_changes_total
+# TYPE node_network_carrier_changes_total counter
+node_network_carrier_changes_total{device="eth0"} 2
+# HELP node_network_carrier_down_changes_total Network device property: carrier_down_changes_total
+# TYPE node_network_carrier_down_changes_total counter
+node_network_carrier_down_changes_total{device="eth0"} 1
+# HELP node_network_carrier_up_changes_total Network device property: carrier_up_changes_total
+# TYPE node_network_carrier_up_changes_total counter
+node_network_carrier_up_changes_total{device="eth0"} 1
+# HELP node_network_device_id Network device property: device_id
+# TYPE node_network_device_id gauge
+node_network_device_id{device="eth0"} 0
+# HELP node_network_dormant Network device property: dormant
+# TYPE node_network_dormant gauge
+node_network_dormant{device="eth0"} 0
+# HELP node_network_flags Network device property: flags
+# TYPE node_network_flags gauge
+node_network_flags{device="eth0"} 4099
+node_network_flags{device="ifb0"} 130
+# HELP node_network_iface_id Network device property: iface_id
+# TYPE node_network_iface_id gauge
+node_network_iface_id{device="eth0"} 4
+node_network_iface_id{device="ifb0"} 2
+# HELP node_network_iface_link Network device property: iface_link
+# TYPE node_network_iface_link gauge
+node_network_iface_link{device="eth0"} 4
+node_network_iface_link{device="ifb0"} 2
+# HELP node_network_iface_link_mode Network device property: iface_link_mode
+# TYPE node_network_iface_link_mode gauge
+node_network_iface_link_mode{device="eth0"} 0
+# HELP node_network_info Non-numeric data from /sys/class/net/<iface>, value is always 1.
+# TYPE node_network_info gauge
+node_network_info{address="02:fc:00:00:00:01",broadcast="ff:ff:ff:ff:ff:ff",device="eth0",duplex="full",ifalias="",operstate="up"} 1
+node_network_info{address="72:67:98:47:68:a2",broadcast="ff:ff:ff:ff:ff:ff",device="ifb0",duplex="",ifalias="uplink \"a\"",operstate="down"} 1
+# HELP node_network_mtu_bytes Network device property: mtu_bytes
+# TYPE node_network_mtu_bytes gauge
+node_network_mtu_bytes{device="eth0"} 1400
+node_network_mtu_bytes{device="ifb0"} 1500
+# HELP node_network_name_assign_type Network device property: name_assign_type
+# TYPE node_network_name_assign_type gauge
+node_network_name_assign_type{device="eth0"} 1
+# HELP node_network_net_dev_group Network device property: net_dev_group
+# TYPE node_network_net_dev_group gauge
+node_network_net_dev_group{device="eth0"} 0
+# HELP node_network_protocol_type Network device property: protocol_type
+# TYPE node_network_protocol_type gauge
+node_network_protocol_type{device="eth0"} 1
+node_network_protocol_type{device="ifb0"} 1
+# HELP node_network_speed_bytes Network device property: speed_bytes
+# TYPE node_network_speed_bytes gauge
+node_network_speed_bytes{device="eth0"} 1.25e+09
+# HELP node_network_transmit_queue_length Network device property: transmit_queue_length
+# TYPE node_network_transmit_queue_length gauge
+node_network_transmit_queue_length{device="eth0"} 1000
+node_network_transmit_queue_length{device="ifb0"} 32
+# HELP node_network_up Value is 1 if operstate is 'up', 0 otherwise.
+# TYPE node_network_up gauge
+node_network_up{device="eth0"} 1
+node_network_up{device="ifb0"} 0
+"#,
+    );
 }

@@ -39,7 +39,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(lines));
     g.bench_function("parse_text", |b| {
         b.iter(|| {
-            let n = Parser::new(&text, Format::Text).filter(|e| e.is_ok()).count();
+            let n = Parser::new(&text, Format::Text)
+                .filter(|e| e.is_ok())
+                .count();
             assert!(n > 0);
             n
         })

@@ -28,7 +28,7 @@ pub const MAX_BATCH: usize = 64;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 
 /// The `alerting` section of the configuration.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AlertingConfig {
     /// Where to send alerts.
@@ -37,7 +37,7 @@ pub struct AlertingConfig {
 }
 
 /// One `alertmanagers` entry.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
     /// Static targets (`host:port`).
@@ -61,7 +61,7 @@ pub struct AlertmanagerConfig {
 }
 
 /// A list of static targets.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StaticConfig {
     /// `host:port` entries.
@@ -73,7 +73,7 @@ pub struct StaticConfig {
 }
 
 /// Basic authentication credentials.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     /// User name.

@@ -208,6 +208,38 @@ fn alert_round_trip_through_real_alertmanager() {
     let rec = pharos.api(&format!("/api/v1/query?query={}", enc("job:up:sum")));
     assert_eq!(rec["data"]["result"][0]["value"][1], "0", "{rec}");
 
+    // The dashboard's Alerts, Rules and Home pages show the firing alert.
+    let (status, html) = get(&pharos.web, "/alerts?state=firing").unwrap();
+    assert_eq!(status, 200, "{html}");
+    let target = format!("127.0.0.1:{target_port}");
+    for want in [
+        "<h1>Alerts</h1>",
+        "1 firing",
+        "data-state=\"firing\"",
+        "<strong>TargetDown</strong>",
+        "team=\"flaky-team\"",
+        &format!("Target {target} of job flaky is down"),
+        "up is 0; cluster lab",
+        "<td class=\"num\">0</td>",
+    ] {
+        assert!(html.contains(want), "/alerts lacks {want:?}: {html}");
+    }
+    let (status, html) = get(&pharos.web, "/rules").unwrap();
+    assert_eq!(status, 200, "{html}");
+    for want in [
+        "<h2>availability</h2>",
+        "every 1s",
+        "job:up:sum",
+        ">ok</span>",
+    ] {
+        assert!(html.contains(want), "/rules lacks {want:?}: {html}");
+    }
+    let html = get(&pharos.web, "/").unwrap().1;
+    assert!(
+        html.contains("Firing alerts") && html.contains(&target),
+        "{html}"
+    );
+
     // Alertmanager has it, with labels (external ones added) and expanded annotations.
     wait(Duration::from_secs(30), "alert in alertmanager", || {
         !am.alerts(prefix).is_empty()
@@ -372,5 +404,40 @@ fn check_and_test_rules_agree_with_promtool() {
             "{t}: promtool says {}, pharos says {}\npromtool: {}{}\npharos: {}{}",
             want.0, got.0, want.1, want.2, got.1, got.2
         );
+    }
+}
+
+#[test]
+fn default_rules_pass_their_unit_tests_in_pharos_and_promtool() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rules");
+    let pharos = env!("CARGO_BIN_EXE_pharos");
+    for prog in ["promtool", pharos] {
+        let (ok, out, err) = run_in(&dir, prog, &["check", "rules", "pharos.rules.yml"]);
+        assert!(ok, "{prog} check rules: {out}{err}");
+        assert!(out.contains("SUCCESS: 13 rules found"), "{prog}: {out}");
+        let (ok, out, err) = run_in(&dir, prog, &["test", "rules", "pharos.rules.test.yml"]);
+        assert!(ok, "{prog} test rules: {out}{err}");
+        assert!(out.contains("SUCCESS"), "{prog}: {out}");
+    }
+    // The tests can fail: a wrong expected annotation fails in both.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.join("pharos.rules.yml"),
+        tmp.path().join("pharos.rules.yml"),
+    )
+    .unwrap();
+    let tests = std::fs::read_to_string(dir.join("pharos.rules.test.yml")).unwrap();
+    let broken = tests.replace("restarted 3 times", "restarted 4 times");
+    assert_ne!(broken, tests);
+    std::fs::write(tmp.path().join("pharos.rules.test.yml"), broken).unwrap();
+    for prog in ["promtool", pharos] {
+        let (ok, out, err) = run_in(
+            tmp.path(),
+            prog,
+            &["test", "rules", "pharos.rules.test.yml"],
+        );
+        assert!(!ok, "{prog} passed a wrong expectation: {out}{err}");
+        let all = format!("{out}{err}");
+        assert!(all.contains("alertname: PodCrashLooping"), "{prog}: {all}");
     }
 }

@@ -5,10 +5,15 @@
 mod alerting;
 mod api_golden;
 mod browser;
+mod dashboards;
 mod differential;
+mod exporter_cmd;
 mod harness;
 mod memstore;
+mod parse_errors;
 mod promql;
 mod query_cmd;
 mod remote_write;
 mod server;
+mod status_config;
+mod tsdb_cmd;

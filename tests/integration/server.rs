@@ -147,6 +147,13 @@ fn scrape_query_dashboard_shutdown_and_restart() {
     let (status, metrics) = get(&p.web, "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(metrics.contains("pharos_tsdb_head_series "), "{metrics}");
+    for name in [
+        "pharos_tsdb_blocks_loaded ",
+        "pharos_tsdb_block_bytes ",
+        "pharos_tsdb_compactions_total ",
+    ] {
+        assert!(metrics.contains(name), "{name}: {metrics}");
+    }
     assert!(
         metrics.contains("process_resident_memory_bytes "),
         "{metrics}"

@@ -533,6 +533,30 @@ impl Block {
         self.num_series
     }
 
+    /// Every value of label `name` with the number of series carrying it (read from the
+    /// postings lists' lengths, without decoding them), sorted by value. For `pharos tsdb
+    /// inspect`: with `__name__`, the series count per metric name.
+    pub fn series_per_value(&self, name: &str) -> Result<Vec<(String, u64)>> {
+        let Some(values) = self.postings.get(name) else {
+            return Ok(Vec::new());
+        };
+        values
+            .iter()
+            .map(|(v, &off)| {
+                let n = self
+                    .index
+                    .bytes()
+                    .get(off..)
+                    .and_then(uvarint)
+                    .map(|(n, _)| n)
+                    .ok_or_else(|| {
+                        self.index_error(format!("malformed postings list at offset {off}"))
+                    })?;
+                Ok((v.clone(), n))
+            })
+            .collect()
+    }
+
     fn postings(&self, off: usize) -> Result<Vec<u64>> {
         let parse = || -> Option<Vec<u64>> {
             let (n, mut b) = uvarint(self.index.bytes().get(off..)?)?;

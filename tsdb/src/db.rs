@@ -283,6 +283,8 @@ impl Db {
     pub fn flush(&self) -> Result<()> {
         let inner = &self.inner;
         let range = inner.range_ms().unwrap_or(i64::MAX);
+        // The truncations below then leave no segment holding only persisted samples.
+        lock(&inner.wal).rotate_on_next_write();
         loop {
             let (min_t, max_t) = inner.head.time_range();
             if min_t > max_t {

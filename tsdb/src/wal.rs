@@ -445,6 +445,12 @@ impl Wal {
         Ok(())
     }
 
+    /// Makes the next write start a new segment, so that every segment written so far can be
+    /// deleted once its samples are persisted (used by `Db::flush`).
+    pub fn rotate_on_next_write(&mut self) {
+        self.needs_rotation = true;
+    }
+
     /// Fsyncs the current segment if anything was written since the last fsync.
     pub fn sync(&mut self) -> Result<()> {
         if !self.dirty {

@@ -17,6 +17,7 @@ pub mod filefd;
 pub mod filesystem;
 pub mod loadavg;
 pub mod meminfo;
+pub mod netclass;
 pub mod netdev;
 pub mod os;
 pub mod pressure;
@@ -34,6 +35,7 @@ pub const NAMES: &[&str] = &[
     "filesystem",
     "loadavg",
     "meminfo",
+    "netclass",
     "netdev",
     "os",
     "pressure",
@@ -58,6 +60,7 @@ pub fn build(name: &str, opts: &Options) -> Option<Box<dyn Collector>> {
         "filesystem" => Box::new(filesystem::Filesystem::new(opts)),
         "loadavg" => Box::new(loadavg::Loadavg::new(opts)),
         "meminfo" => Box::new(meminfo::Meminfo::new(opts)),
+        "netclass" => Box::new(netclass::Netclass::new(opts)),
         "netdev" => Box::new(netdev::Netdev::new(opts)),
         "os" => Box::new(os::Os::new(opts)),
         "pressure" => Box::new(pressure::Pressure::new(opts)),

@@ -266,6 +266,8 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
     let mut pos = 0;
     // Inside `[...]` a colon separates range and step instead of starting an identifier.
     let mut in_brackets = false;
+    // A colon was seen inside the current brackets (the subquery step follows).
+    let mut bracket_colon = false;
     let mut in_braces = false;
     let mut parens = 0usize;
     while pos < input.len() {
@@ -306,17 +308,28 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
                     format!("bad number or duration syntax: {c:?}"),
                 ));
             };
-            if r.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
-                let end = r
-                    .find(|c: char| !is_ident_char(c) && c != '.')
-                    .unwrap_or(r.len());
+            if r.starts_with('.') {
+                // As Prometheus: the number ends before a second point.
                 return Err(ParseError::new(
-                    start,
-                    format!(
-                        "bad number or duration syntax: {:?}",
-                        &rest[..text.len() + end]
-                    ),
+                    start + text.len(),
+                    "unexpected character: '.'",
                 ));
+            }
+            if r.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                // Prometheus shows the number alone, or with the whole word after a duration
+                // unit; inside a range it speaks of a duration.
+                let bad = if r.starts_with(['s', 'm', 'h', 'd', 'w', 'y']) {
+                    let end = r.find(|c: char| !is_ident_char(c)).unwrap_or(r.len());
+                    &rest[..text.len() + end]
+                } else {
+                    text
+                };
+                let what = if in_brackets && !bracket_colon {
+                    "bad duration syntax"
+                } else {
+                    "bad number or duration syntax"
+                };
+                return Err(ParseError::new(start, format!("{what}: {bad:?}")));
             }
             let Some(v) = parse_number(text) else {
                 return Err(ParseError::new(
@@ -378,7 +391,14 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
             "[" if in_brackets || in_braces => {
                 return Err(ParseError::new(start, "unexpected left bracket '['"));
             }
-            "[" => in_brackets = true,
+            "[" => {
+                in_brackets = true;
+                bracket_colon = false;
+            }
+            ":" if in_brackets && bracket_colon => {
+                return Err(ParseError::new(start, "unexpected colon ':'"));
+            }
+            ":" if in_brackets => bracket_colon = true,
             "]" if !in_brackets => {
                 return Err(ParseError::new(start, "unexpected right bracket ']'"));
             }
@@ -388,12 +408,16 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
             }
             "{" => in_braces = true,
             "}" if !in_braces => {
-                return Err(ParseError::new(start, "unexpected right brace '}'"));
+                return Err(ParseError::new(start, "unexpected character: '}'"));
             }
             "}" => in_braces = false,
             "(" => parens += 1,
             ")" if parens == 0 => {
-                return Err(ParseError::new(start, "unexpected right parenthesis ')'"));
+                // Prometheus reports the position just after it.
+                return Err(ParseError::new(
+                    start + 1,
+                    "unexpected right parenthesis ')'",
+                ));
             }
             ")" => parens -= 1,
             _ => {}

@@ -6,7 +6,7 @@
 //! let e = parse("sum by (job) (rate(http_requests_total[5m]))").unwrap();
 //! assert_eq!(e.to_string(), "sum by (job) (rate(http_requests_total[5m]))");
 //! assert_eq!(parse("rate(x)").unwrap_err().to_string(),
-//!     "1:1: parse error: expected type range vector in call to function \"rate\", got instant vector");
+//!     "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector");
 //! ```
 
 mod lexer;
@@ -478,7 +478,7 @@ impl Parser<'_> {
                     AtModifier::End
                 })
             }
-            _ => self.unexpected("@ modifier", "timestamp"),
+            _ => self.unexpected("@", "timestamp"),
         }
     }
 
@@ -488,6 +488,11 @@ impl Parser<'_> {
                 self.next();
                 Ok(d)
             }
+            // As Prometheus: `x[5]`.
+            Tok::Number(_) => Err(ParseError::new(
+                self.peek().start,
+                "missing unit character in duration",
+            )),
             _ => self.unexpected(ctx, "duration"),
         }
     }
@@ -609,7 +614,7 @@ impl Parser<'_> {
             let got = a.value_type();
             if got != want {
                 return Err(ParseError::new(
-                    arg_pos[i].min(start),
+                    arg_pos.get(i).copied().unwrap_or(start),
                     format!(
                         "expected type {want} in call to function {:?}, got {got}",
                         func.name
@@ -648,7 +653,7 @@ impl Parser<'_> {
         }
         if self.is_word("by") || self.is_word("without") {
             if grouping.is_some() {
-                return self.unexpected("aggregation", "");
+                return self.unexpected("", "");
             }
             let without = self.is_word("without");
             self.next();
@@ -744,8 +749,16 @@ impl Parser<'_> {
                         ),
                     ));
                 }
-                let m = Matcher::new(op, lname, value)
-                    .map_err(|e| ParseError::new(lt.start, format!("error parsing regexp: {e}")))?;
+                let shown = value.clone();
+                let m = Matcher::new(op, lname, value).map_err(|e| {
+                    ParseError::new(
+                        lt.start,
+                        format!(
+                            "error parsing regexp: {}",
+                            regex_message(&shown, &e.to_string())
+                        ),
+                    )
+                })?;
                 matchers.push(m);
                 if self.is_punct(",") {
                     self.next();
@@ -860,6 +873,19 @@ fn build_binary(
         matching,
         return_bool,
     }))
+}
+
+/// A regex error on one line, in Go's words where Prometheus' message is predictable (an
+/// unclosed group); otherwise the regex crate's reason.
+fn regex_message(re: &str, err: &str) -> String {
+    if err.contains("unclosed group") {
+        return format!("missing closing ): `^(?:{re})$`");
+    }
+    err.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .unwrap_or(err)
+        .to_string()
 }
 
 #[cfg(test)]

@@ -136,12 +136,87 @@ fn aggregations_and_calls() {
     check("sum by (on, and) (x)", "sum by (on, and) (x)");
 }
 
+/// Errors whose position and text were checked against Prometheus 2.42's `/api/v1/query`.
+#[test]
+fn errors_as_prometheus() {
+    for (q, want) in [
+        (
+            "rate(foo)",
+            "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector",
+        ),
+        (
+            "label_replace(x, \"a\", 1, \"c\", \"d\")",
+            "1:23: parse error: expected type string in call to function \"label_replace\", got scalar",
+        ),
+        (
+            "round(x, \"a\")",
+            "1:10: parse error: expected type scalar in call to function \"round\", got string",
+        ),
+        (
+            "abs(rate(x[5m]), foo)",
+            "1:1: parse error: expected 1 argument(s) in call to \"abs\", got 2",
+        ),
+        ("foo[5x]", "1:5: parse error: bad duration syntax: \"5\""),
+        ("foo[5mx]", "1:5: parse error: bad duration syntax: \"5mx\""),
+        (
+            "foo[5m:1x]",
+            "1:8: parse error: bad number or duration syntax: \"1\"",
+        ),
+        (
+            "5x",
+            "1:1: parse error: bad number or duration syntax: \"5\"",
+        ),
+        (
+            "5mx",
+            "1:1: parse error: bad number or duration syntax: \"5mx\"",
+        ),
+        (
+            "0x1g",
+            "1:1: parse error: bad number or duration syntax: \"0x1\"",
+        ),
+        (
+            "foo offset 5x",
+            "1:12: parse error: bad number or duration syntax: \"5\"",
+        ),
+        (
+            "foo @ bar",
+            "1:7: parse error: unexpected identifier \"bar\" in @, expected timestamp",
+        ),
+        (
+            "sum by (a) (foo) by (b)",
+            "1:18: parse error: unexpected <by>",
+        ),
+        (
+            "foo{a=\"b\",}}",
+            "1:12: parse error: unexpected character: '}'",
+        ),
+        ("}", "1:1: parse error: unexpected character: '}'"),
+        ("foo[1m:5m:1m]", "1:10: parse error: unexpected colon ':'"),
+        ("foo)", "1:5: parse error: unexpected right parenthesis ')'"),
+        (
+            "x[5]",
+            "1:3: parse error: missing unit character in duration",
+        ),
+        ("2.5.", "1:4: parse error: unexpected character: '.'"),
+        (
+            "foo{a=~\"(\"}",
+            "1:5: parse error: error parsing regexp: missing closing ): `^(?:()$`",
+        ),
+        ("1 +", "1:4: parse error: unexpected end of input"),
+    ] {
+        match super::parse(q) {
+            Ok(e) => panic!("{q}: parsed as {e:?}"),
+            Err(e) => assert_eq!(e.to_string(), want, "{q}"),
+        }
+    }
+}
+
 #[test]
 fn errors() {
     check_err("", "no expression found in input");
     check_err(
         "rate(x)",
-        "1:1: parse error: expected type range vector in call to function \"rate\", got instant vector",
+        "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector",
     );
     check_err("foo(x)", "unknown function with name \"foo\"");
     check_err(
@@ -226,15 +301,20 @@ fn errors() {
         "metric name must not be set twice",
     );
     check_err(r#"x{a=~"("}"#, "error parsing regexp");
+    // Not Prometheus' words (Go's regexp), but one line.
+    check_err(
+        r#"x{a=~"[b-a]"}"#,
+        "1:3: parse error: error parsing regexp: invalid character class range, the start must be <= the end",
+    );
     check_err(
         "x{a=1}",
         "unexpected number \"1\" in label matching, expected string",
     );
     check_err("*1", "1:1: parse error: unexpected <op:*>");
-    check_err("(1))", "1:4: parse error: unexpected right parenthesis ')'");
+    check_err("(1))", "1:5: parse error: unexpected right parenthesis ')'");
     check_err("((1)", "1:5: parse error: unclosed left parenthesis");
     check_err(".", "unexpected character: '.'");
-    check_err("2.5.", "bad number or duration syntax: \"2.5.\"");
+    check_err("2.5.", "1:4: parse error: unexpected character: '.'");
     check_err("1 !~ 1", "unexpected character after '!': '~'");
     check_err("1 =~ 1", "unexpected character after '=': '~'");
     check_err("x{a=\"b\"", "unexpected end of input inside braces");
@@ -257,7 +337,10 @@ fn errors() {
     );
     check("sum", "sum");
     check_err("1 +", "1:4: parse error: unexpected end of input");
-    check_err("x[5]", "unexpected number");
+    check_err(
+        "x[5]",
+        "1:3: parse error: missing unit character in duration",
+    );
     check_err(
         "-\"a\"",
         "unary expression only allowed on expressions of type scalar or instant vector",

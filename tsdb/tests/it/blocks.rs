@@ -149,9 +149,15 @@ fn compaction_merges_adjacent_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), block_opts()).unwrap();
     fill(&db, 0, 13 * HOUR);
+    let wal_before = db.stats().wal_bytes;
     db.flush().unwrap();
     let st = db.stats();
     assert_eq!(st.head_samples, 0);
+    // The WAL keeps no segment of persisted samples, only the truncation records.
+    assert!(
+        st.wal_bytes < 100 && wal_before > 10_000,
+        "{wal_before} -> {st:?}"
+    );
     // [0,6h) and [6h,12h) merged (the newest block ends at 13h); [12h,13h) stays alone.
     assert_eq!(st.compactions_total, 2, "{st:?}");
     assert_eq!(st.blocks, 3, "{st:?}");

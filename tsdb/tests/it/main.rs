@@ -6,6 +6,7 @@
 mod append;
 mod blocks;
 mod common;
+mod fulldisk;
 mod kill;
 mod matchers;
 mod recovery;
