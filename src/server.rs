@@ -39,6 +39,8 @@ struct Running {
     source: Source,
     config_yaml: Arc<RwLock<String>>,
     start_time_s: f64,
+    /// Outcome of the latest configuration (re)load.
+    reload_status: Arc<pharos_query::api::ReloadStatus>,
     /// The dashboard files, switched to another folder on reload.
     boards: Arc<pharos_dashboard::board::Store>,
     /// `--dashboards.dir`, which wins over the configuration file.
@@ -158,6 +160,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         // Shown at /api/v1/status/config: re-serialised with defaults, as Prometheus does.
         config_yaml: Arc::new(RwLock::new(shown_config)),
         start_time_s,
+        reload_status: Arc::new(pharos_query::api::ReloadStatus::new(pharos_model::now_ms())),
     });
     let app = app_router(running.clone(), &args);
     if shell.app.set(app).is_err() {
@@ -320,6 +323,7 @@ fn app_router(running: Arc<Running>, args: &ServerArgs) -> Router {
         flags: flags.clone(),
         start_time_ms: (running.start_time_s * 1000.0) as i64,
         rules: Some(running.rules.provider()),
+        reload: running.reload_status.clone(),
     });
     let boards = running.boards.clone();
     let dashboard = pharos_dashboard::router_with_store(
@@ -363,6 +367,22 @@ async fn own_metrics(State(running): State<Arc<Running>>) -> Response {
 
 fn gather_own(running: &Running) -> String {
     let mut s = Snapshot::default();
+    s.single(
+        "pharos_config_last_reload_successful",
+        "Whether the last configuration reload attempt was successful.",
+        MetricType::Gauge,
+        if running.reload_status.success() {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    s.single(
+        "pharos_config_last_reload_success_timestamp_seconds",
+        "Timestamp of the last successful configuration reload.",
+        MetricType::Gauge,
+        running.reload_status.last_success_ms() as f64 / 1000.0,
+    );
     let st = running.db.stats();
     s.single(
         "pharos_tsdb_head_series",
@@ -485,6 +505,9 @@ fn reload(running: &Running) -> anyhow::Result<()> {
         }
         Ok(())
     });
+    running
+        .reload_status
+        .record(result.is_ok(), pharos_model::now_ms());
     match &result {
         Ok(()) => tracing::info!("configuration reloaded"),
         Err(e) => tracing::error!("configuration reload failed, keeping the old one: {e:#}"),

@@ -68,6 +68,8 @@ pub struct ApiState {
     pub start_time_ms: i64,
     /// Rule groups and alerts for `/api/v1/rules` and `/api/v1/alerts` (none: empty lists).
     pub rules: Option<Arc<dyn crate::rules::json::RulesProvider>>,
+    /// Outcome of the latest configuration (re)load, for `/api/v1/status/runtimeinfo`.
+    pub reload: Arc<ReloadStatus>,
 }
 
 /// The state the handlers share: the caller's [`ApiState`] and the query queue.
@@ -1037,6 +1039,44 @@ struct RuntimeInfo {
     storage_retention: String,
 }
 
+/// The outcome of the latest configuration (re)load: `reloadConfigSuccess` and `lastConfigTime`
+/// of `/api/v1/status/runtimeinfo` (and the server's `pharos_config_last_reload_*` metrics).
+#[derive(Debug)]
+pub struct ReloadStatus {
+    success: std::sync::atomic::AtomicBool,
+    last_success_ms: std::sync::atomic::AtomicI64,
+}
+
+impl ReloadStatus {
+    /// A status for a configuration loaded successfully at `now_ms`.
+    pub fn new(now_ms: i64) -> Self {
+        Self {
+            success: std::sync::atomic::AtomicBool::new(true),
+            last_success_ms: std::sync::atomic::AtomicI64::new(now_ms),
+        }
+    }
+
+    /// Records the outcome of a reload attempted at `now_ms`.
+    pub fn record(&self, ok: bool, now_ms: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.success.store(ok, Relaxed);
+        if ok {
+            self.last_success_ms.store(now_ms, Relaxed);
+        }
+    }
+
+    /// Whether the latest (re)load succeeded.
+    pub fn success(&self) -> bool {
+        self.success.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// When the configuration was last loaded successfully, in ms.
+    pub fn last_success_ms(&self) -> i64 {
+        self.last_success_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// RFC 3339 with the fraction trimmed of trailing zeros, as Go's `time.Time` marshals.
 fn go_time(ms: i64) -> String {
     let s = pharos_model::api::format_rfc3339(ms);
@@ -1069,8 +1109,8 @@ async fn runtimeinfo(State(st): State<Shared>) -> ApiResult<RuntimeInfo> {
     ok(RuntimeInfo {
         start_time: start.clone(),
         CWD: cwd,
-        reload_config_success: true,
-        last_config_time: start,
+        reload_config_success: st.reload.success(),
+        last_config_time: go_time(st.reload.last_success_ms()),
         corruption_count: 0,
         goroutine_count: 0,
         GOMAXPROCS: procs,

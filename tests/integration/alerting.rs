@@ -355,6 +355,19 @@ fn invalid_rule_file_stops_start_up_and_is_kept_out_on_reload() {
         m.contains("pharos_rule_config_last_reload_successful 0"),
         "{m}"
     );
+    assert!(m.contains("pharos_config_last_reload_successful 0"), "{m}");
+    let info = pharos.api("/api/v1/status/runtimeinfo");
+    assert_eq!(info["data"]["reloadConfigSuccess"], false, "{info}");
+    // Mending the file and reloading again clears the flag.
+    std::fs::write(
+        &rules,
+        "groups:\n- name: g\n  rules:\n  - record: one\n    expr: vector(1)\n",
+    )
+    .unwrap();
+    let (status, body) = post(&pharos.web, "/-/reload").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let info = pharos.api("/api/v1/status/runtimeinfo");
+    assert_eq!(info["data"]["reloadConfigSuccess"], true, "{info}");
 }
 
 /// Runs a command in `dir`; returns (success, stdout, stderr without log lines).

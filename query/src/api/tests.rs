@@ -74,6 +74,7 @@ async fn serve_with(extra: &[(&str, &str)]) -> SocketAddr {
             .collect(),
         start_time_ms: 0,
         rules: None,
+        reload: Arc::new(ReloadStatus::new(0)),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
