@@ -294,6 +294,7 @@ async fn query_server(
             ],
         ),
     };
+    pharos_collector::tls::install_provider();
     let client = reqwest::Client::builder()
         .timeout(timeout + Duration::from_secs(5))
         .build()

@@ -223,6 +223,8 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_logging(&cli.log.level);
+    // reqwest is built with `rustls-no-provider`: `ring` must be the default before any client.
+    pharos_collector::tls::install_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pharos")

@@ -48,9 +48,8 @@ pub struct Authorization {
     pub credentials_file: String,
 }
 
-/// `tls_config`. Parsed and validated so existing configs load; `https` needs an HTTP client
-/// built with TLS support, otherwise such targets fail with the client's error in `lastError`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// `tls_config`, applied by [`crate::tls::client_builder`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// CA certificate file to verify the server with.

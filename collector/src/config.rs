@@ -216,7 +216,7 @@ pub struct ScrapeConfig {
     /// HTTP path (`/metrics`).
     #[serde(default = "default_metrics_path")]
     pub metrics_path: String,
-    /// `http` (or `https`, if the HTTP client was built with TLS).
+    /// `http` or `https`.
     #[serde(default = "default_scheme")]
     pub scheme: String,
     /// URL query parameters.
@@ -259,7 +259,7 @@ pub struct ScrapeConfig {
     /// Legacy bearer token file.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bearer_token_file: String,
-    /// `tls_config` (https targets need an HTTP client built with TLS support).
+    /// `tls_config`, see [`crate::tls`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_config: Option<TlsConfig>,
     /// Follow redirects (true).

@@ -31,6 +31,7 @@ pub mod relabel;
 pub mod remote;
 mod scrape;
 mod target;
+pub mod tls;
 
 pub use error::{Error, Result};
 pub use manager::{ScrapeManager, ScrapeStats};

@@ -134,8 +134,9 @@ struct State {
     loops: BTreeMap<String, Running>,
     /// Loops told to stop by `apply` and not yet awaited.
     stopping: Vec<JoinHandle<()>>,
-    /// HTTP clients following redirects (`true`) or not.
-    clients: BTreeMap<bool, reqwest::Client>,
+    /// HTTP clients by (follow redirects, `tls_config`), rebuilt at every `apply` so changed
+    /// CA/cert files are re-read.
+    clients: BTreeMap<ClientKey, reqwest::Client>,
     generation: u64,
 }
 
@@ -160,6 +161,25 @@ impl std::fmt::Debug for ScrapeManager {
             .field("targets", &self.targets().len())
             .finish_non_exhaustive()
     }
+}
+
+/// What distinguishes scrape HTTP clients: following redirects, and the TLS settings.
+type ClientKey = (bool, Option<crate::auth::TlsConfig>);
+
+fn client_key(c: &ScrapeConfig) -> ClientKey {
+    let http = c.http();
+    (http.follow_redirects, http.tls_config)
+}
+
+/// A scrape client for `key` (gzip, Pharos user agent, TLS files read now).
+fn build_client(key: &ClientKey) -> Result<reqwest::Client> {
+    let mut b = crate::tls::client_builder(key.1.as_ref())?
+        .user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")))
+        .gzip(true);
+    if !key.0 {
+        b = b.redirect(reqwest::redirect::Policy::none());
+    }
+    b.build().map_err(|e| Error::HttpClient(e.to_string()))
 }
 
 impl ScrapeManager {
@@ -204,19 +224,22 @@ impl ScrapeManager {
                 })?;
             k8s.insert(sc.config.job_name.clone(), found);
         }
-        let mut state = self.lock();
-        for follow in [true, false] {
-            if let std::collections::btree_map::Entry::Vacant(slot) = state.clients.entry(follow) {
-                let mut b = reqwest::Client::builder()
-                    .user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")))
-                    .gzip(true);
-                if !follow {
-                    b = b.redirect(reqwest::redirect::Policy::none());
-                }
-                let client = b.build().map_err(|e| Error::HttpClient(e.to_string()))?;
-                slot.insert(client);
+        let mut clients = BTreeMap::new();
+        for sc in &resolved {
+            let key = client_key(&sc.config);
+            if clients.contains_key(&key) {
+                continue;
             }
+            let client = build_client(&key).map_err(|e| match e {
+                Error::InvalidConfig(m) => {
+                    Error::InvalidConfig(format!("job {:?}: {m}", sc.config.job_name))
+                }
+                other => other,
+            })?;
+            clients.insert(key, client);
         }
+        let mut state = self.lock();
+        state.clients = clients;
         let mut old = std::mem::take(&mut state.pools);
         for sc in resolved {
             let job = sc.config.job_name.clone();
@@ -386,7 +409,8 @@ impl ScrapeManager {
             if state.loops.contains_key(&key) {
                 continue;
             }
-            let Some(client) = state.clients.get(&opts.http.follow_redirects).cloned() else {
+            let client_key = (opts.http.follow_redirects, opts.http.tls_config.clone());
+            let Some(client) = state.clients.get(&client_key).cloned() else {
                 continue;
             };
             tracing::info!(url = %target.url, job = %target.pool, "starting scrape loop");

@@ -248,6 +248,7 @@ fn no_cluster() -> InCluster {
         port: None,
         token_file: "/nonexistent".into(),
         namespace_file: "/nonexistent".into(),
+        ca_file: "/nonexistent".into(),
     }
 }
 
@@ -586,14 +587,17 @@ scrape_configs:
             .is_some_and(|s| is_stale_nan(s.1))
     })
     .await;
-    // An https API server is refused at load, naming the reason.
+    // An https API server whose CA file is missing is refused at load, naming the file.
     let bad = Config::from_yaml(
-        "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: [{role: pod, api_server: 'https://k:6443'}]\n",
+        "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: [{role: pod, api_server: 'https://k:6443', tls_config: {ca_file: /nonexistent/ca.pem}}]\n",
     )
-    .unwrap_err()
-    .to_string();
+    .unwrap();
+    let bad = m
+        .apply(&bad.global, &bad.scrape_configs)
+        .unwrap_err()
+        .to_string();
     assert!(
-        bad.contains("https api_server needs TLS support, not built in"),
+        bad.contains("api_server \"https://k:6443\": tls_config: ca_file /nonexistent/ca.pem"),
         "{bad}"
     );
     m.stop().await;

@@ -357,6 +357,7 @@ async fn start_prometheus(config: &str, extra: &[&str], port: u16) -> Prometheus
         addr,
         _dir: dir,
     };
+    pharos_collector::tls::install_provider();
     let client = reqwest::Client::new();
     let url = format!("http://{}/-/ready", p.addr);
     for _ in 0..300 {
@@ -387,6 +388,7 @@ async fn prom_matrix(
         ],
     )
     .unwrap();
+    pharos_collector::tls::install_provider();
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["status"], "success", "{body}");

@@ -238,7 +238,13 @@ impl Notifier {
             wake: tokio::sync::Notify::new(),
             endpoints: RwLock::new(Vec::new()),
             external_labels: RwLock::new(BTreeMap::new()),
-            client: reqwest::Client::new(),
+            client: {
+                // reqwest is built with `rustls-no-provider`: make `ring` the default first.
+                if rustls::crypto::CryptoProvider::get_default().is_none() {
+                    let _ = rustls::crypto::ring::default_provider().install_default();
+                }
+                reqwest::Client::new()
+            },
             dropped: AtomicU64::new(0),
             counts: Mutex::new(BTreeMap::new()),
         })

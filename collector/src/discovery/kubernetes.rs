@@ -11,9 +11,9 @@
 //! rebuilt ([`build`]) after each batch of events and handed on when they changed.
 //!
 //! Connection: `api_server` with `basic_auth`, `authorization` or `bearer_token(_file)`, or,
-//! without `api_server`, the in-cluster service account ([`InCluster`]). This build has no TLS:
-//! an `https` API server (and so the in-cluster one) is refused with an error saying so; use an
-//! `http` URL such as `kubectl proxy`'s.
+//! without `api_server`, the in-cluster service account ([`InCluster`]: `https` to
+//! `KUBERNETES_SERVICE_HOST:PORT`, verified with the account's `ca.crt`, with its token). `http`
+//! and `https` API servers are supported; `tls_config` applies as for scrapes ([`crate::tls`]).
 
 pub mod build;
 pub mod objects;
@@ -156,13 +156,6 @@ fn default_true() -> bool {
     true
 }
 
-/// The message for API servers this build cannot reach.
-fn no_tls(url: &str) -> Error {
-    Error::InvalidConfig(format!(
-        "kubernetes_sd_configs: api_server {url:?}: https api_server needs TLS support, not built in; use kubectl proxy / http"
-    ))
-}
-
 impl KubernetesSdConfig {
     /// The HTTP client part.
     pub fn http(&self) -> HttpClientConfig {
@@ -176,8 +169,7 @@ impl KubernetesSdConfig {
         }
     }
 
-    /// The checks Prometheus makes at load, plus what this build cannot do (endpointslice,
-    /// kubeconfig files, https).
+    /// The checks Prometheus makes at load, plus what this build cannot do (kubeconfig files).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidConfig(format!("kubernetes_sd_configs: {m}")));
         if !self.kubeconfig_file.is_empty() {
@@ -209,11 +201,10 @@ impl KubernetesSdConfig {
                 ))
             })?;
             match url.scheme() {
-                "http" => {}
-                "https" => return Err(no_tls(&self.api_server)),
+                "http" | "https" => {}
                 s => {
                     return bad(format!(
-                        "api_server {:?}: scheme {s:?} is not http",
+                        "api_server {:?}: scheme {s:?} is not http or https",
                         self.api_server
                     ));
                 }
@@ -256,6 +247,8 @@ pub struct InCluster {
     pub token_file: PathBuf,
     /// The file naming the namespace Pharos runs in (`own_namespace`).
     pub namespace_file: PathBuf,
+    /// The CA bundle the API server's certificate is verified with.
+    pub ca_file: PathBuf,
 }
 
 const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -268,6 +261,7 @@ impl InCluster {
             port: std::env::var("KUBERNETES_SERVICE_PORT").ok(),
             token_file: PathBuf::from(SERVICE_ACCOUNT).join("token"),
             namespace_file: PathBuf::from(SERVICE_ACCOUNT).join("namespace"),
+            ca_file: PathBuf::from(SERVICE_ACCOUNT).join("ca.crt"),
         }
     }
 
@@ -479,8 +473,8 @@ pub struct Discovery {
 
 impl Discovery {
     /// Resolves the connection (explicit `api_server` or in-cluster from `env`) and the
-    /// namespaces. Fails for https API servers (no TLS in this build), for in-cluster configs
-    /// outside a cluster, and when `own_namespace` cannot be read.
+    /// namespaces. Fails for in-cluster configs outside a cluster, when `own_namespace` cannot be
+    /// read, and when a TLS file (`tls_config`, the in-cluster `ca.crt`) cannot be loaded.
     pub fn new(cfg: &KubernetesSdConfig, env: &InCluster) -> Result<Self> {
         cfg.validate()?;
         let (base, http) = if cfg.api_server.is_empty() {
@@ -497,6 +491,10 @@ impl Discovery {
             let url = format!("https://{host}:{port}");
             let http = HttpClientConfig {
                 bearer_token_file: env.token_file.display().to_string(),
+                tls_config: Some(TlsConfig {
+                    ca_file: env.ca_file.display().to_string(),
+                    ..TlsConfig::default()
+                }),
                 ..HttpClientConfig::default()
             };
             (url, http)
@@ -509,11 +507,14 @@ impl Discovery {
                 "kubernetes_sd_configs: api_server {written:?}: {e}"
             ))
         })?;
-        if base.scheme() != "http" {
-            return Err(no_tls(&written));
-        }
         let namespaces = watched_namespaces(cfg, env)?;
-        let mut b = reqwest::Client::builder()
+        let mut b = crate::tls::client_builder(http.tls_config.as_ref())
+            .map_err(|e| match e {
+                Error::InvalidConfig(m) => Error::InvalidConfig(format!(
+                    "kubernetes_sd_configs: api_server {written:?}: {m}"
+                )),
+                other => other,
+            })?
             .user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10));
         if !cfg.follow_redirects {

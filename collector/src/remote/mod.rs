@@ -83,7 +83,7 @@ pub struct RemoteWriteConfig {
     /// Legacy bearer token file.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bearer_token_file: String,
-    /// `tls_config` (needs an HTTP client with TLS support for `https` URLs).
+    /// `tls_config`, see [`crate::tls`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_config: Option<TlsConfig>,
     /// Follow redirects (true).

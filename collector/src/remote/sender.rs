@@ -457,7 +457,19 @@ impl RemoteWrite {
                 next.push(q.clone());
                 continue;
             }
-            next.push(start_queue(&rt, name, c.clone(), external.clone())?);
+            match start_queue(&rt, name, c.clone(), external.clone()) {
+                Ok(q) => next.push(q),
+                Err(e) => {
+                    // Unusable TLS files: stop what this call started, keep the old queues.
+                    for q in next
+                        .iter()
+                        .filter(|n| !old.iter().any(|o| Arc::ptr_eq(o, n)))
+                    {
+                        let _ = q.stop.send(true);
+                    }
+                    return Err(e);
+                }
+            }
         }
         let gone: Vec<Arc<Queue>> = old
             .iter()
@@ -634,8 +646,8 @@ fn start_queue(
     config: RemoteWriteConfig,
     external: Vec<Label>,
 ) -> Result<Arc<Queue>> {
-    let mut b =
-        reqwest::Client::builder().user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")));
+    let mut b = crate::tls::client_builder(config.tls_config.as_ref())?
+        .user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")));
     if !config.follow_redirects {
         b = b.redirect(reqwest::redirect::Policy::none());
     }

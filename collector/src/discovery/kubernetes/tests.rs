@@ -462,11 +462,15 @@ fn config_checks() {
         "role: endpoints\napi_server: http://k:8001/prefix\nbasic_auth: {username: u, password: p}\nselectors:\n- {role: pod, label: 'a=b'}\n- {role: service, field: 'metadata.name=x'}\n",
         Ok(()),
     );
+    check_config("role: pod\napi_server: https://k:6443", Ok(()));
     check_config(
-        "role: pod\napi_server: https://k:6443",
-        Err("https api_server needs TLS support, not built in; use kubectl proxy / http"),
+        "role: pod\napi_server: https://k:6443\ntls_config: {insecure_skip_verify: true}",
+        Ok(()),
     );
-    check_config("role: pod\napi_server: ftp://k", Err("is not http"));
+    check_config(
+        "role: pod\napi_server: ftp://k",
+        Err("is not http or https"),
+    );
     check_config("role: pod\napi_server: 'not a url'", Err("api_server"));
     check_config(
         "role: pod\nbearer_token: x",
@@ -518,6 +522,7 @@ fn env(dir: &std::path::Path) -> InCluster {
         port: Some("443".into()),
         token_file: dir.join("token"),
         namespace_file: dir.join("namespace"),
+        ca_file: dir.join("ca.crt"),
     }
 }
 
@@ -526,14 +531,20 @@ fn connections() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("namespace"), "monitoring\n").unwrap();
     let cfg = |yaml: &str| serde_norway::from_str::<KubernetesSdConfig>(yaml).unwrap();
-    // In cluster: the service host over https with the account's token, which this build
-    // cannot reach.
+    // In cluster: the service host over https with the account's token, verified with the
+    // account's ca.crt, which must be loadable.
     let e = Discovery::new(&cfg("role: pod"), &env(dir.path())).unwrap_err();
+    let ca = dir.path().join("ca.crt");
     assert!(
-        e.to_string()
-            .contains("\"https://10.96.0.1:443\": https api_server needs TLS support"),
+        e.to_string().contains(&format!(
+            "api_server \"https://10.96.0.1:443\": tls_config: ca_file {}",
+            ca.display()
+        )),
         "{e}"
     );
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let e = Discovery::new(&cfg("role: pod"), &env(dir.path())).unwrap_err();
+    assert!(e.to_string().contains("no PEM certificate found"), "{e}");
     let outside = InCluster {
         host: None,
         port: None,
