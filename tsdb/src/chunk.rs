@@ -68,6 +68,12 @@ impl BitWriter {
     fn write_bits(&mut self, value: u64, mut n: u32) {
         while n > 0 {
             if self.free == 0 {
+                if self.buf.len() == self.buf.capacity() {
+                    // Small steps instead of doubling: head chunks stay open for long, and
+                    // doubling would leave a third of their memory unused on average.
+                    let len = self.buf.len();
+                    self.buf.reserve_exact((len / 4).max(32));
+                }
                 self.buf.push(0);
                 self.free = 8;
             }
@@ -91,27 +97,73 @@ struct BitReader<B> {
 }
 
 impl<B: AsRef<[u8]>> BitReader<B> {
+    /// Bits left to read.
+    #[inline]
+    fn remaining(&self) -> usize {
+        (self.data.as_ref().len() * 8).saturating_sub(self.pos)
+    }
+
+    /// The 64 bits starting at the byte holding `pos`, big-endian, zero-padded past the end.
+    #[inline]
+    fn word(&self) -> u64 {
+        let data = self.data.as_ref();
+        let tail = data.get(self.pos / 8..).unwrap_or(&[]);
+        match tail.first_chunk::<8>() {
+            Some(w) => u64::from_be_bytes(*w),
+            None => {
+                let mut buf = [0u8; 8];
+                buf[..tail.len()].copy_from_slice(tail);
+                u64::from_be_bytes(buf)
+            }
+        }
+    }
+
+    /// The next `n` (1..=56) bits without consuming them (zeros past the end).
+    #[inline]
+    fn peek(&self, n: u32) -> u64 {
+        debug_assert!((1..=56).contains(&n));
+        (self.word() << (self.pos % 8)) >> (64 - n)
+    }
+
+    #[inline]
     fn read_bit(&mut self) -> Option<bool> {
         Some(self.read_bits(1)? == 1)
     }
 
-    fn read_bits(&mut self, mut n: u32) -> Option<u64> {
-        let data = self.data.as_ref();
-        if self.pos + n as usize > data.len() * 8 {
+    /// Reads `n` (<= 64) bits, a machine word at a time.
+    #[inline]
+    fn read_bits(&mut self, n: u32) -> Option<u64> {
+        if n as usize > self.remaining() {
             return None;
         }
-        let mut out = 0u64;
-        while n > 0 {
-            let byte = data[self.pos / 8];
-            let offset = (self.pos % 8) as u32;
-            let avail = 8 - offset;
-            let take = n.min(avail);
-            let bits = (u64::from(byte) >> (avail - take)) & ((1u64 << take) - 1);
-            out = (out << take) | bits;
-            self.pos += take as usize;
-            n -= take;
+        Some(match n {
+            0 => 0,
+            1..=56 => {
+                let v = self.peek(n);
+                self.pos += n as usize;
+                v
+            }
+            _ => {
+                let hi = self.peek(n - 32);
+                self.pos += (n - 32) as usize;
+                let lo = self.peek(32);
+                self.pos += 32;
+                (hi << 32) | lo
+            }
+        })
+    }
+
+    /// Counts up to `max` (<= 8) leading one bits and consumes them and the terminating zero
+    /// (if fewer than `max` ones); `None` if the input ends first.
+    #[inline]
+    fn read_unary(&mut self, max: u32) -> Option<u32> {
+        let ones = (self.peek(8) << 56).leading_ones().min(max);
+        let used = ones + u32::from(ones < max);
+        if used as usize > self.remaining() {
+            return None;
         }
-        Some(out)
+        self.pos += used as usize;
+        Some(ones)
     }
 }
 
@@ -344,11 +396,7 @@ impl<B: AsRef<[u8]>> Decoder<B> {
     }
 
     fn read_dod(&mut self) -> Option<i64> {
-        let mut ones = 0;
-        while ones < 4 && self.r.read_bit()? {
-            ones += 1;
-        }
-        Some(match ones {
+        Some(match self.r.read_unary(4)? {
             0 => 0,
             1 => sign_extend(self.r.read_bits(14)?, 14),
             2 => sign_extend(self.r.read_bits(17)?, 17),
@@ -390,6 +438,11 @@ impl<B: AsRef<[u8]>> Decoder<B> {
 
     /// Decodes all (remaining) samples.
     pub fn collect_all(mut self) -> Result<Vec<Sample>> {
+        if self.read == 0 {
+            let mut out = Vec::new();
+            decode_xor(self.r.data.as_ref(), &mut out)?;
+            return Ok(out);
+        }
         let mut out = Vec::with_capacity(usize::from(self.total - self.read));
         while let Some(s) = self.next_sample()? {
             out.push(s);
@@ -403,6 +456,143 @@ impl<B: AsRef<[u8]>> Decoder<B> {
         let used = self.r.pos.div_ceil(8);
         &self.r.data.as_ref()[used..]
     }
+}
+
+/// A bit cursor over a byte slice for the whole-chunk decoders: every read loads one
+/// unaligned big-endian machine word and shifts, with no bounds check per read. Reads past the
+/// end see zero bits; callers compare `pos` with the length after each sample.
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Bits<'_> {
+    #[inline(always)]
+    fn word(&self) -> u64 {
+        let i = self.pos >> 3;
+        if let Some(w) = self.data.get(i..).and_then(|s| s.first_chunk::<8>()) {
+            return u64::from_be_bytes(*w);
+        }
+        let tail = self.data.get(i..).unwrap_or(&[]);
+        let mut buf = [0u8; 8];
+        buf[..tail.len()].copy_from_slice(tail);
+        u64::from_be_bytes(buf)
+    }
+
+    /// The next `n` (1..=56) bits, not consumed.
+    #[inline(always)]
+    fn peek(&self, n: u32) -> u64 {
+        (self.word() << (self.pos & 7)) >> (64 - n)
+    }
+
+    /// Reads `n` (1..=56) bits.
+    #[inline(always)]
+    fn take(&mut self, n: u32) -> u64 {
+        let v = self.peek(n);
+        self.pos += n as usize;
+        v
+    }
+
+    /// Reads `n` (0..=64) bits.
+    #[inline(always)]
+    fn take_var(&mut self, n: u32) -> u64 {
+        match n {
+            0 => 0,
+            1..=56 => self.take(n),
+            _ => {
+                let hi = self.take(n - 32);
+                (hi << 32) | self.take(32)
+            }
+        }
+    }
+}
+
+/// Decodes a whole [`Encoding::Xor`] chunk (which may be followed by unrelated bytes),
+/// appending its samples to `out`: the fast path of [`Decoder`], with the same errors.
+pub fn decode_xor(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
+    let (header, _) = chunk
+        .split_first_chunk::<HEADER_LEN>()
+        .ok_or_else(|| truncated("the header"))?;
+    let total = usize::from(u16::from_be_bytes(*header));
+    if total == 0 {
+        return Ok(());
+    }
+    let end = chunk.len() * 8;
+    let mut r = Bits {
+        data: chunk,
+        pos: HEADER_LEN * 8,
+    };
+    let mut t = r.take_var(64) as i64;
+    let mut v_bits = r.take_var(64);
+    if r.pos > end {
+        return Err(truncated("the first sample"));
+    }
+    out.reserve(total);
+    out.push(Sample {
+        t,
+        v: f64::from_bits(v_bits),
+    });
+    let (mut delta, mut leading, mut trailing) = (0i64, NO_WINDOW, 0u32);
+    for _ in 1..total {
+        // The most common case in one read: same delta ('0'), same value ('0').
+        if r.peek(2) == 0 {
+            r.pos += 2;
+            t = t.wrapping_add(delta);
+            if r.pos > end {
+                return Err(truncated("a sample"));
+            }
+            out.push(Sample {
+                t,
+                v: f64::from_bits(v_bits),
+            });
+            continue;
+        }
+        // Up to four 1 bits then a 0 select the timestamp bucket.
+        let ones = ((r.peek(4) as u8) << 4).leading_ones().min(4);
+        r.pos += (ones + u32::from(ones < 4)) as usize;
+        let dod = match ones {
+            0 => 0,
+            1 => sign_extend(r.take(14), 14),
+            2 => sign_extend(r.take(17), 17),
+            3 => sign_extend(r.take(20), 20),
+            _ => r.take_var(64) as i64,
+        };
+        delta = delta.wrapping_add(dod);
+        t = t.wrapping_add(delta);
+        let ctl = r.peek(2);
+        if ctl < 0b10 {
+            r.pos += 1;
+        } else {
+            r.pos += 2;
+            if ctl == 0b11 {
+                let lz = r.take(5) as u32;
+                let sig = match r.take(6) as u32 {
+                    0 => 64,
+                    s => s,
+                };
+                if lz + sig > 64 {
+                    return Err(Error::Corruption(format!(
+                        "chunk XOR window of {lz} leading and {sig} significant bits exceeds 64"
+                    )));
+                }
+                leading = lz;
+                trailing = 64 - lz - sig;
+            } else if leading == NO_WINDOW {
+                return Err(Error::Corruption(
+                    "chunk reuses an XOR window before defining one".into(),
+                ));
+            }
+            v_bits ^= r.take_var(64 - leading - trailing) << trailing;
+        }
+        if r.pos > end {
+            return Err(truncated("a sample"));
+        }
+        out.push(Sample {
+            t,
+            v: f64::from_bits(v_bits),
+        });
+    }
+    Ok(())
 }
 
 /// Zigzag-maps a signed number to an unsigned one (small magnitudes to small numbers).
@@ -526,18 +716,20 @@ pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
         if tw > 64 {
             return Err(bad(&format!("timestamp width {tw} > 64")));
         }
-        let mut br = BitReader { data: r, pos: 0 };
+        let mut br = Bits { data: r, pos: 0 };
         let (mut t, mut d) = (t0.wrapping_add(d0), d0);
         out.push(Sample { t, v: 0.0 });
         for _ in 2..n {
-            let z = br
-                .read_bits(u32::from(tw))
-                .ok_or_else(|| bad("ends inside the timestamps"))?;
+            let z = br.take_var(u32::from(tw));
             d = d.wrapping_add(unzigzag(z));
             t = t.wrapping_add(d);
             out.push(Sample { t, v: 0.0 });
         }
-        rest = &r[br.pos.div_ceil(8)..];
+        // Reads past the end saw zeros: checked once for the whole run.
+        rest = r
+            .get(br.pos.div_ceil(8)..)
+            .filter(|_| br.pos <= r.len() * 8)
+            .ok_or_else(|| bad("ends inside the timestamps"))?;
     }
     let (&mode, rest) = rest
         .split_first()
@@ -569,13 +761,14 @@ pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
                 if *tz > 63 || *vw > 64 {
                     return Err(bad(&format!("value shift {tz} or width {vw} too large")));
                 }
-                let mut br = BitReader { data: r, pos: 0 };
+                let mut br = Bits { data: r, pos: 0 };
                 for s in &mut vals[1..] {
-                    let z = br
-                        .read_bits(u32::from(*vw))
-                        .ok_or_else(|| bad("ends inside the values"))?;
+                    let z = br.take_var(u32::from(*vw));
                     x = x.wrapping_add(unzigzag(z).wrapping_shl(u32::from(*tz)));
                     s.v = to_f(x);
+                }
+                if br.pos > r.len() * 8 {
+                    return Err(bad("ends inside the values"));
                 }
             }
         }
@@ -614,14 +807,7 @@ pub fn count(encoding: Encoding, chunk: &[u8]) -> Result<u64> {
 /// Decodes a chunk of any encoding, appending its samples to `out`.
 pub fn decode_into(encoding: Encoding, chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
     match encoding {
-        Encoding::Xor => {
-            let mut d = Decoder::new(chunk)?;
-            out.reserve(d.len());
-            while let Some(s) = d.next_sample()? {
-                out.push(s);
-            }
-            Ok(())
-        }
+        Encoding::Xor => decode_xor(chunk, out),
         Encoding::Packed => decode_packed(chunk, out),
     }
 }
@@ -663,6 +849,22 @@ mod tests {
         }
         assert!(d.next_sample().unwrap().is_none());
         assert_eq!(d.rest(), b"tail");
+        // The whole-chunk decoder agrees bit for bit.
+        let mut fast = Vec::new();
+        decode_xor(&buf, &mut fast).unwrap();
+        let fast: Vec<(i64, u64)> = fast.iter().map(|s| (s.t, s.v.to_bits())).collect();
+        let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+        assert_eq!(fast, want);
+    }
+
+    /// The streaming decoder's result, as `(t, v bits)` or an error.
+    fn streaming(b: &[u8]) -> Result<Vec<(i64, u64)>> {
+        let mut d = Decoder::new(b)?;
+        let mut out = Vec::new();
+        while let Some(s) = d.next_sample()? {
+            out.push((s.t, s.v.to_bits()));
+        }
+        Ok(out)
     }
 
     #[test]
@@ -760,13 +962,19 @@ mod tests {
                 Decoder::new(&b[..cut]).unwrap().collect_all().is_err(),
                 "cut {cut}"
             );
+            assert!(streaming(&b[..cut]).is_err(), "cut {cut}");
         }
         let mut rng = Rng(7);
         for _ in 0..2000 {
             let len = rng.below(64) as usize;
             let junk: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            if let Ok(d) = Decoder::new(&junk) {
-                let _ = d.collect_all();
+            // Both decoders accept the same junk with the same samples, or both refuse it.
+            let fast = Decoder::new(&junk).and_then(|d| d.collect_all());
+            let fast = fast.map(|v| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>());
+            match (fast, streaming(&junk)) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("decoders disagree on {junk:?}: {a:?} vs {b:?}"),
             }
         }
     }

@@ -145,6 +145,10 @@ struct Inner {
     /// Serializes retention runs.
     truncating: Mutex<()>,
     counters: Counters,
+    /// Wakes the background thread (`None` before it starts and after it stops).
+    wake: Mutex<Option<mpsc::Sender<Wake>>>,
+    /// A head cut was requested and the background thread has not started it yet.
+    cut_pending: AtomicBool,
     /// Holds the directory lock for the life of the database.
     _lock: File,
 }
@@ -159,8 +163,16 @@ pub struct Db {
 
 #[derive(Debug)]
 struct Background {
-    stop: mpsc::Sender<()>,
     handle: JoinHandle<()>,
+}
+
+/// Messages to the background thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// The head spans more than 1.5 block ranges: persist its old part now.
+    Cut,
+    /// Exit.
+    Stop,
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
@@ -203,6 +215,8 @@ impl Db {
             closed: AtomicBool::new(false),
             truncating: Mutex::new(()),
             counters,
+            wake: Mutex::new(None),
+            cut_pending: AtomicBool::new(false),
             _lock: lock_file,
         });
         inner.apply_retention()?;
@@ -225,7 +239,10 @@ impl Db {
 
     fn stop_background(&self) {
         if let Some(bg) = lock(&self.background).take() {
-            drop(bg.stop);
+            if let Some(wake) = lock(&self.inner.wake).take() {
+                // An error means the thread is already gone.
+                let _ = wake.send(Wake::Stop);
+            }
             if bg.handle.join().is_err() {
                 error!("the TSDB background thread panicked");
             }
@@ -389,7 +406,7 @@ impl Drop for Db {
 }
 
 fn spawn_background(inner: &Arc<Inner>) -> Result<Background> {
-    let (stop, stopped) = mpsc::channel::<()>();
+    let (wake, woken) = mpsc::channel::<Wake>();
     let weak: Weak<Inner> = Arc::downgrade(inner);
     let fsync = inner.opts.fsync_interval;
     let tick = if fsync.is_zero() {
@@ -402,11 +419,20 @@ fn spawn_background(inner: &Arc<Inner>) -> Result<Background> {
         .spawn(move || {
             let mut last_retention = Instant::now();
             loop {
-                match stopped.recv_timeout(tick) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-                }
+                let cut = match woken.recv_timeout(tick) {
+                    Err(RecvTimeoutError::Timeout) => false,
+                    Ok(Wake::Cut) => true,
+                    Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                };
                 let Some(inner) = weak.upgrade() else { return };
+                if cut {
+                    // Cleared first: a commit after this point may ask again.
+                    inner.cut_pending.store(false, Ordering::SeqCst);
+                    if let Err(e) = inner.maintain() {
+                        error!(error = %e, "persisting the head into blocks failed");
+                    }
+                    continue;
+                }
                 inner.sync_if_dirty();
                 if last_retention.elapsed() >= RETENTION_CHECK_INTERVAL {
                     last_retention = Instant::now();
@@ -420,7 +446,8 @@ fn spawn_background(inner: &Arc<Inner>) -> Result<Background> {
             }
         })
         .map_err(|e| Error::io("spawning the TSDB background thread", e))?;
-    Ok(Background { stop, handle })
+    *lock(&inner.wake) = Some(wake);
+    Ok(Background { handle })
 }
 
 impl Inner {
@@ -440,6 +467,30 @@ impl Inner {
     fn range_ms(&self) -> Option<i64> {
         let r = i64::try_from(self.opts.block_range.as_millis()).unwrap_or(i64::MAX);
         (r > 0).then_some(r)
+    }
+
+    /// True if the head spans 1.5 block ranges or more from the start of its oldest block
+    /// window, so [`Inner::maintain`] would persist part of it.
+    fn head_needs_cut(&self) -> bool {
+        let Some(range) = self.range_ms() else {
+            return false;
+        };
+        let (min_t, max_t) = self.head.time_range();
+        min_t <= max_t
+            && max_t.saturating_sub(align(min_t, range)) >= range.saturating_add(range / 2)
+    }
+
+    /// Asks the background thread to persist the head's old part if it is due, at most once
+    /// until the thread starts on it. Cheap: called after every commit.
+    fn request_cut_if_due(&self) {
+        if !self.head_needs_cut() || self.cut_pending.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match lock(&self.wake).as_ref() {
+            Some(w) if w.send(Wake::Cut).is_ok() => {}
+            // No background thread (yet, or any more): the periodic pass or open does it.
+            _ => self.cut_pending.store(false, Ordering::SeqCst),
+        }
     }
 
     /// Persists the head's data older than what the head must keep, compacts blocks and applies
@@ -474,6 +525,10 @@ impl Inner {
         if self.is_closed() {
             return Err(Error::Closed);
         }
+        if self.head.min_valid_t() >= max_t {
+            // Persisted meanwhile by another caller (the background thread or `compact`).
+            return Ok(());
+        }
         let started = Instant::now();
         {
             let _wal = lock(&self.wal);
@@ -498,8 +553,11 @@ impl Inner {
             self.counters.head_blocks.fetch_add(1, Ordering::Relaxed);
             self.add_block(b, &[]);
         }
+        // Still serialized: a concurrent caller must see the head truncated, not the same
+        // window again.
+        let truncated = self.truncate_before(max_t);
         drop(_serial);
-        self.truncate_before(max_t)
+        truncated
     }
 
     /// Adds `b` to the block list, removing `replaced` (and any block in the same directory).
@@ -1041,6 +1099,7 @@ impl Appender for DbAppender {
                 counters.count(&e);
             });
         drop(wal);
+        inner.request_cut_if_due();
         synced.map_err(Into::into)
     }
 

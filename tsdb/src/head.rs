@@ -13,7 +13,7 @@ use pharos_model::storage;
 use pharos_model::{Labels, MatchOp, Matcher, Sample};
 
 use crate::chunk::Encoding;
-use crate::chunk::{Decoder, Encoder, SAMPLES_PER_CHUNK};
+use crate::chunk::{Encoder, SAMPLES_PER_CHUNK};
 use crate::iter::{ChunkBytes, ChunkRef, ChunksIterator};
 
 /// Locks a mutex; a panic elsewhere while holding it leaves data that is still consistent for
@@ -50,16 +50,12 @@ struct SeriesData {
 }
 
 fn decode_chunk(bytes: &[u8], min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
-    let result = Decoder::new(bytes).and_then(|mut d| {
-        while let Some(s) = d.next_sample()? {
-            if s.t > max_t {
-                break;
-            }
-            if s.t >= min_t {
-                out.push(s);
-            }
-        }
-        Ok(())
+    let start = out.len();
+    let result = crate::chunk::decode_xor(bytes, out);
+    let mut i = 0;
+    out.retain(|s| {
+        i += 1;
+        i <= start || (min_t..=max_t).contains(&s.t)
     });
     if let Err(e) = result {
         // Head chunks are written by this process; this would be a bug, not bad input.
@@ -179,6 +175,10 @@ impl SeriesData {
         } else if self.closed.is_empty() && self.open.count() > 0 && self.open.min_t() < min_t {
             self.open = self.reencode(self.open.bytes(), min_t);
         }
+        // Persisted chunks are gone for good: give back the slots that held them too.
+        if self.closed.capacity() > 2 * self.closed.len() + 4 {
+            self.closed.shrink_to_fit();
+        }
         before - self.count()
     }
 
@@ -220,7 +220,11 @@ impl MemSeries {
 #[derive(Debug, Default)]
 struct Index {
     by_ref: HashMap<u64, Arc<MemSeries>>,
-    by_labels: HashMap<Labels, u64>,
+    /// Series by the hash of their labels (the labels themselves live only in the series).
+    by_hash: HashMap<u64, u64>,
+    /// Further series whose labels hash like the one in `by_hash` (rare).
+    collisions: HashMap<u64, Vec<u64>>,
+    hasher: std::hash::RandomState,
     /// name -> value -> sorted series refs.
     postings: HashMap<String, HashMap<String, Vec<u64>>>,
     /// All refs, sorted.
@@ -295,6 +299,20 @@ pub(crate) fn literal_alternatives(re: &str) -> Option<Vec<&str>> {
 }
 
 impl Index {
+    fn hash(&self, labels: &Labels) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, labels)
+    }
+
+    /// The series with exactly these labels.
+    fn by_labels(&self, labels: &Labels) -> Option<&Arc<MemSeries>> {
+        let h = self.hash(labels);
+        let first = self.by_hash.get(&h)?;
+        std::iter::once(first)
+            .chain(self.collisions.get(&h).into_iter().flatten())
+            .filter_map(|r| self.by_ref.get(r))
+            .find(|s| s.labels == *labels)
+    }
+
     fn values(&self, name: &str) -> Option<&HashMap<String, Vec<u64>>> {
         self.postings.get(name)
     }
@@ -387,15 +405,43 @@ impl Index {
             insert_sorted(list, r);
         }
         insert_sorted(&mut self.all, r);
-        self.by_labels.insert(series.labels.clone(), r);
+        let h = self.hash(&series.labels);
+        if let Some(&first) = self.by_hash.get(&h) {
+            if first != r {
+                self.collisions.entry(h).or_default().push(r);
+            }
+        } else {
+            self.by_hash.insert(h, r);
+        }
         self.by_ref.insert(r, series);
+    }
+
+    /// Removes `r` from the series by label hash.
+    fn unhash(&mut self, labels: &Labels, r: u64) {
+        let h = self.hash(labels);
+        let others = self.collisions.get_mut(&h);
+        if self.by_hash.get(&h) == Some(&r) {
+            match others.and_then(|o| o.pop()) {
+                Some(next) => {
+                    self.by_hash.insert(h, next);
+                }
+                None => {
+                    self.by_hash.remove(&h);
+                }
+            }
+        } else if let Some(o) = others {
+            o.retain(|x| *x != r);
+        }
+        if self.collisions.get(&h).is_some_and(Vec::is_empty) {
+            self.collisions.remove(&h);
+        }
     }
 
     fn remove(&mut self, refs: &HashSet<u64>) {
         let mut touched: HashSet<(String, String)> = HashSet::new();
         for r in refs {
             if let Some(s) = self.by_ref.remove(r) {
-                self.by_labels.remove(&s.labels);
+                self.unhash(&s.labels, *r);
                 for l in s.labels.iter() {
                     touched.insert((l.name.clone(), l.value.clone()));
                 }
@@ -458,11 +504,7 @@ impl Head {
     }
 
     pub fn series_by_labels(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
-        let idx = read(&self.index);
-        idx.by_labels
-            .get(labels)
-            .and_then(|r| idx.by_ref.get(r))
-            .cloned()
+        read(&self.index).by_labels(labels).cloned()
     }
 
     /// The refs among `refs` that are not (or no longer) in the head.
@@ -476,7 +518,7 @@ impl Head {
     /// Adds series `(ref, labels)`; for labels already present, returns the existing series.
     pub fn get_or_create(&self, r: u64, labels: Labels) -> Arc<MemSeries> {
         let mut idx = write(&self.index);
-        if let Some(s) = idx.by_labels.get(&labels).and_then(|r| idx.by_ref.get(r)) {
+        if let Some(s) = idx.by_labels(&labels) {
             return s.clone();
         }
         let s = Arc::new(MemSeries {

@@ -4,10 +4,11 @@
 use pharos_model::Labels;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
-use super::hash::Fnv;
-use super::{Element, Result, Value, exec_err};
+use super::hash::{Fnv, LabelMap};
+use super::{Element, Metric, Result, Value, exec_err};
 use crate::ast::{AggOp, AggregateExpr};
 
 /// The labels of the group `l` falls into.
@@ -21,11 +22,115 @@ fn group_labels(a: &AggregateExpr, l: &Labels) -> Labels {
 
 /// Running state of one group.
 struct Group {
-    labels: Labels,
+    labels: Metric,
     value: f64,
     mean: f64,
     count: f64,
     members: Vec<Element>,
+}
+
+impl Group {
+    fn new(labels: Metric, value: f64) -> Self {
+        Group {
+            labels,
+            value,
+            mean: 0.0,
+            count: 0.0,
+            members: Vec::new(),
+        }
+    }
+
+    /// Adds one element to the group.
+    fn add(&mut self, op: AggOp, e: Element) {
+        let first = self.count == 0.0;
+        self.count += 1.0;
+        match op {
+            AggOp::Sum => {
+                if !first {
+                    self.value += e.v;
+                }
+            }
+            AggOp::Avg => {
+                self.mean = if first {
+                    e.v
+                } else {
+                    mean_add(self.mean, e.v, self.count)
+                };
+            }
+            AggOp::Max => {
+                if self.value < e.v || self.value.is_nan() {
+                    self.value = e.v;
+                }
+            }
+            AggOp::Min => {
+                if self.value > e.v || self.value.is_nan() {
+                    self.value = e.v;
+                }
+            }
+            AggOp::Stddev | AggOp::Stdvar => {
+                if first {
+                    self.value = 0.0;
+                    self.mean = 0.0;
+                }
+                let delta = e.v - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (e.v - self.mean);
+            }
+            AggOp::Count | AggOp::Group | AggOp::CountValues => {}
+            AggOp::Topk | AggOp::Bottomk | AggOp::Quantile => self.members.push(e),
+        }
+    }
+}
+
+/// Most input label sets a [`GroupCache`] remembers before it starts over; bounds its memory
+/// when the input gets fresh label sets at every step.
+const CACHE_LIMIT: usize = 1 << 20;
+
+/// What one aggregation node learns during a query, reused at every step: the group of every
+/// input label set, and each group's label set built once (so results keep one address across
+/// steps, which lets later operators cache by address too). Input label sets are recognised by
+/// the address of their shared [`Metric`]; the cache holds a clone of each, so an address is
+/// never reused for another label set while it is cached.
+#[derive(Default)]
+pub(super) struct GroupCache {
+    /// Group id of each input metric, by address.
+    group_of: HashMap<usize, (Metric, u32), BuildHasherDefault<Fnv>>,
+    /// Group label sets interned to ids.
+    ids: LabelMap<u32>,
+    /// Label set of each group id.
+    labels: Vec<Metric>,
+    /// Per group id, its index in the current step's groups (`u32::MAX`: none yet).
+    slot: Vec<u32>,
+}
+
+impl GroupCache {
+    /// Starts over when the cache has grown past [`CACHE_LIMIT`].
+    fn bound(&mut self) {
+        if self.group_of.len() > CACHE_LIMIT {
+            *self = GroupCache::default();
+        }
+    }
+
+    /// The group id of `metric`.
+    fn group(&mut self, a: &AggregateExpr, metric: &Metric) -> u32 {
+        let p = Arc::as_ptr(metric) as usize;
+        if let Some((_, id)) = self.group_of.get(&p) {
+            return *id;
+        }
+        let gl = group_labels(a, metric);
+        let id = match self.ids.get(&gl) {
+            Some(id) => *id,
+            None => {
+                let id = u32::try_from(self.labels.len()).unwrap_or(u32::MAX);
+                self.labels.push(Arc::new(gl.clone()));
+                self.slot.push(u32::MAX);
+                self.ids.insert(gl, id);
+                id
+            }
+        };
+        self.group_of.insert(p, (metric.clone(), id));
+        id
+    }
 }
 
 /// The `q`-quantile of `values` (sorted in place), interpolating between neighbours; NaN sorts
@@ -147,6 +252,7 @@ pub(super) fn aggregate(
     param: Option<Value>,
     v: Vec<Element>,
     ts: i64,
+    cache: &mut GroupCache,
 ) -> Result<Vec<Element>> {
     let scalar_param = match &param {
         Some(Value::Scalar(s)) => s.v,
@@ -179,104 +285,46 @@ pub(super) fn aggregate(
         _ => {}
     }
 
-    // Groups in order of first appearance, found by a hash of their labels computed without
-    // building the label set (collisions are resolved by comparing the labels).
-    let in_group = |name: &str| {
-        if a.without {
-            name != pharos_model::METRIC_NAME && !a.grouping.iter().any(|g| g == name)
-        } else {
-            a.grouping.iter().any(|g| g == name)
-        }
-    };
-    let hash_of = |it: &mut dyn Iterator<Item = &pharos_model::Label>| {
-        let mut f = Fnv::default();
-        for l in it {
-            f.write(l.name.as_bytes());
-            f.write_u8(0xff);
-            f.write(l.value.as_bytes());
-            f.write_u8(0xff);
-        }
-        f.finish()
-    };
     let mut groups: Vec<Group> = Vec::new();
-    let mut index: HashMap<u64, Vec<usize>, BuildHasherDefault<Fnv>> = HashMap::default();
-    for e in v {
-        let (h, counted) = if a.op == AggOp::CountValues {
+    if a.op == AggOp::CountValues {
+        // The group depends on the value: found by its full label set at every step.
+        let mut index: LabelMap<usize> = LabelMap::default();
+        for e in v {
             let mut b = group_labels(a, &e.metric).builder();
             b.set(count_label.clone(), format_float(e.v));
             let gl = b.build();
-            let h = hash_of(&mut gl.iter());
-            (h, Some(gl))
-        } else {
-            (
-                hash_of(&mut e.metric.iter().filter(|l| in_group(&l.name))),
-                None,
-            )
-        };
-        let found = index.get(&h).and_then(|cands| {
-            cands.iter().copied().find(|&i| match &counted {
-                Some(gl) => groups[i].labels == *gl,
-                None => groups[i]
-                    .labels
-                    .iter()
-                    .eq(e.metric.iter().filter(|l| in_group(&l.name))),
-            })
-        });
-        let gi = match found {
-            Some(i) => i,
-            None => {
-                let labels = counted.unwrap_or_else(|| group_labels(a, &e.metric));
-                groups.push(Group {
-                    labels,
-                    value: e.v,
-                    mean: 0.0,
-                    count: 0.0,
-                    members: Vec::new(),
-                });
-                index.entry(h).or_default().push(groups.len() - 1);
+            let gi = match index.get(&gl) {
+                Some(i) => *i,
+                None => {
+                    index.insert(gl.clone(), groups.len());
+                    groups.push(Group::new(Arc::new(gl), e.v));
+                    groups.len() - 1
+                }
+            };
+            groups[gi].add(a.op, e);
+        }
+    } else {
+        // Groups in order of first appearance; each input label set's group is looked up once
+        // per query through the cache.
+        cache.bound();
+        let mut used: Vec<u32> = Vec::new();
+        for e in v {
+            let id = cache.group(a, &e.metric);
+            let slot = &mut cache.slot[id as usize];
+            let gi = if *slot == u32::MAX {
+                *slot = u32::try_from(groups.len()).unwrap_or(u32::MAX);
+                used.push(id);
+                groups.push(Group::new(cache.labels[id as usize].clone(), e.v));
                 groups.len() - 1
-            }
-        };
-        let g = &mut groups[gi];
-        let first = g.count == 0.0;
-        g.count += 1.0;
-        match a.op {
-            AggOp::Sum => {
-                if !first {
-                    g.value += e.v;
-                }
-            }
-            AggOp::Avg => {
-                g.mean = if first {
-                    e.v
-                } else {
-                    mean_add(g.mean, e.v, g.count)
-                };
-            }
-            AggOp::Max => {
-                if g.value < e.v || g.value.is_nan() {
-                    g.value = e.v;
-                }
-            }
-            AggOp::Min => {
-                if g.value > e.v || g.value.is_nan() {
-                    g.value = e.v;
-                }
-            }
-            AggOp::Stddev | AggOp::Stdvar => {
-                if first {
-                    g.value = 0.0;
-                    g.mean = 0.0;
-                }
-                let delta = e.v - g.mean;
-                g.mean += delta / g.count;
-                g.value += delta * (e.v - g.mean);
-            }
-            AggOp::Count | AggOp::Group | AggOp::CountValues => {}
-            AggOp::Topk | AggOp::Bottomk | AggOp::Quantile => g.members.push(e),
+            } else {
+                *slot as usize
+            };
+            groups[gi].add(a.op, e);
+        }
+        for id in used {
+            cache.slot[id as usize] = u32::MAX;
         }
     }
-
     let mut out = Vec::new();
     for mut g in groups {
         let v = match a.op {
@@ -306,7 +354,7 @@ pub(super) fn aggregate(
             }
         };
         out.push(Element {
-            metric: std::sync::Arc::new(g.labels),
+            metric: g.labels,
             t: ts,
             v,
         });

@@ -1,10 +1,14 @@
 //! Binary operators: scalar/scalar, vector/scalar and vector/vector with one-to-one,
 //! many-to-one and one-to-many matching, and the set operators `and`, `or`, `unless`.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+
 use pharos_model::{Labels, Sample};
 
-use super::hash::{LabelMap, LabelSet};
-use super::{Element, Result, Value, check_unique, drop_name, exec_err};
+use super::hash::{Fnv, LabelMap};
+use super::{Element, Metric, Result, Value, check_unique, drop_name, exec_err};
 use crate::ast::{BinOp, BinaryExpr, Cardinality, VectorMatching};
 
 /// Applies `op` to two floats; for comparisons returns the left value and whether it holds.
@@ -60,7 +64,14 @@ fn drops_name(op: BinOp) -> bool {
     )
 }
 
-pub(super) fn binary(b: &BinaryExpr, l: Value, r: Value, ts: i64) -> Result<Value> {
+/// Applies `b` to its evaluated operands at `ts`; `cache` is the node's [`MatchCache`].
+pub(super) fn binary(
+    b: &BinaryExpr,
+    l: Value,
+    r: Value,
+    ts: i64,
+    cache: &mut MatchCache,
+) -> Result<Value> {
     match (l, r) {
         (Value::Scalar(l), Value::Scalar(r)) => {
             let (v, keep) = elem(b.op, l.v, r.v);
@@ -85,11 +96,12 @@ pub(super) fn binary(b: &BinaryExpr, l: Value, r: Value, ts: i64) -> Result<Valu
                 include: vec![],
             };
             let m = b.matching.as_ref().unwrap_or(&default);
+            cache.bound();
             let out = match b.op {
-                BinOp::And => and(l, r, m),
-                BinOp::Or => or(l, r, m),
-                BinOp::Unless => unless(l, r, m),
-                _ => vector_vector(b, l, r, m, ts)?,
+                BinOp::And => and(l, r, m, cache),
+                BinOp::Or => or(l, r, m, cache),
+                BinOp::Unless => unless(l, r, m, cache),
+                _ => vector_vector(b, l, r, m, ts, cache)?,
             };
             Ok(Value::Vector(out))
         }
@@ -135,27 +147,118 @@ fn signature(l: &Labels, m: &VectorMatching) -> Labels {
     }
 }
 
-fn and(l: Vec<Element>, r: Vec<Element>, m: &VectorMatching) -> Vec<Element> {
-    let right: LabelSet = r.iter().map(|e| signature(&e.metric, m)).collect();
+/// Most metrics a [`MatchCache`] remembers before it starts over; bounds its memory when the
+/// operands get fresh label sets at every step (e.g. from `label_replace`).
+const CACHE_LIMIT: usize = 1 << 20;
+
+/// What one vector/vector operator node learns about its operands during a query, reused at
+/// every step: the matching signature of every operand label set (interned to a small id) and
+/// the result label set of every pair of matched operands. Operand label sets are recognised by
+/// the address of their shared [`Metric`]; the cache holds a clone of each, so an address is
+/// never reused for another label set while it is cached.
+#[derive(Default)]
+pub(super) struct MatchCache {
+    /// Signature id of each operand metric, by address.
+    sig_of: PtrMap<(Metric, u32)>,
+    /// Signatures interned to ids.
+    sig_ids: LabelMap<u32>,
+    /// Result metric of each `(many, one)` pair of operand addresses.
+    results: HashMap<(usize, usize), Metric, BuildHasherDefault<Fnv>>,
+    /// Result label sets interned, so equal results share one address.
+    interned: HashSet<Metric, BuildHasherDefault<Fnv>>,
+    /// Number of the current step's evaluation; marks which entries of `one_at` are current.
+    generation: u32,
+    /// Per signature id: `(generation, index)` of the "one" side element matching it at the
+    /// current step, and `(generation, _)` once a "many" element matched it (one-to-one).
+    one_at: Vec<(u32, u32)>,
+    matched_at: Vec<u32>,
+}
+
+/// A map keyed by the address of a shared label set.
+type PtrMap<V> = HashMap<usize, V, BuildHasherDefault<Fnv>>;
+
+fn addr(m: &Metric) -> usize {
+    Arc::as_ptr(m) as usize
+}
+
+impl MatchCache {
+    /// Starts over when the cache has grown past [`CACHE_LIMIT`].
+    fn bound(&mut self) {
+        if self.sig_of.len() > CACHE_LIMIT || self.results.len() > CACHE_LIMIT {
+            *self = MatchCache::default();
+        }
+    }
+
+    /// The signature id of `metric` under `m`.
+    fn sig(&mut self, metric: &Metric, m: &VectorMatching) -> u32 {
+        if let Some((_, id)) = self.sig_of.get(&addr(metric)) {
+            return *id;
+        }
+        let next = u32::try_from(self.sig_ids.len()).unwrap_or(u32::MAX);
+        let id = *self.sig_ids.entry(signature(metric, m)).or_insert(next);
+        self.sig_of.insert(addr(metric), (metric.clone(), id));
+        id
+    }
+
+    /// Starts a step: entries of `one_at` and `matched_at` from earlier steps become stale.
+    fn next_generation(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.one_at.iter_mut().for_each(|x| *x = (0, 0));
+            self.matched_at.iter_mut().for_each(|x| *x = 0);
+            self.generation = 1;
+        }
+    }
+
+    /// Grows the per-signature tables to cover every interned signature.
+    fn cover_sigs(&mut self) {
+        let n = self.sig_ids.len();
+        if self.one_at.len() < n {
+            self.one_at.resize(n, (0, 0));
+            self.matched_at.resize(n, 0);
+        }
+    }
+
+    /// The shared copy of `l`.
+    fn intern(&mut self, l: Labels) -> Metric {
+        if let Some(x) = self.interned.get(&l) {
+            return x.clone();
+        }
+        let x = Arc::new(l);
+        self.interned.insert(x.clone());
+        x
+    }
+}
+
+/// Signature ids of one side.
+type SigSet = HashSet<u32, BuildHasherDefault<Fnv>>;
+
+fn and(l: Vec<Element>, r: Vec<Element>, m: &VectorMatching, c: &mut MatchCache) -> Vec<Element> {
+    let right: SigSet = r.iter().map(|e| c.sig(&e.metric, m)).collect();
     l.into_iter()
-        .filter(|e| right.contains(&signature(&e.metric, m)))
+        .filter(|e| right.contains(&c.sig(&e.metric, m)))
         .collect()
 }
 
-fn or(l: Vec<Element>, r: Vec<Element>, m: &VectorMatching) -> Vec<Element> {
-    let left: LabelSet = l.iter().map(|e| signature(&e.metric, m)).collect();
+fn or(l: Vec<Element>, r: Vec<Element>, m: &VectorMatching, c: &mut MatchCache) -> Vec<Element> {
+    let left: SigSet = l.iter().map(|e| c.sig(&e.metric, m)).collect();
     let mut out = l;
     out.extend(
         r.into_iter()
-            .filter(|e| !left.contains(&signature(&e.metric, m))),
+            .filter(|e| !left.contains(&c.sig(&e.metric, m))),
     );
     out
 }
 
-fn unless(l: Vec<Element>, r: Vec<Element>, m: &VectorMatching) -> Vec<Element> {
-    let right: LabelSet = r.iter().map(|e| signature(&e.metric, m)).collect();
+fn unless(
+    l: Vec<Element>,
+    r: Vec<Element>,
+    m: &VectorMatching,
+    c: &mut MatchCache,
+) -> Vec<Element> {
+    let right: SigSet = r.iter().map(|e| c.sig(&e.metric, m)).collect();
     l.into_iter()
-        .filter(|e| !right.contains(&signature(&e.metric, m)))
+        .filter(|e| !right.contains(&c.sig(&e.metric, m)))
         .collect()
 }
 
@@ -165,6 +268,7 @@ fn vector_vector(
     rhs: Vec<Element>,
     m: &VectorMatching,
     ts: i64,
+    cache: &mut MatchCache,
 ) -> Result<Vec<Element>> {
     if m.card == Cardinality::ManyToMany {
         return exec_err("many-to-many only allowed for set operators");
@@ -175,21 +279,23 @@ fn vector_vector(
     } else {
         (lhs, rhs)
     };
-    let mut one_sigs: LabelMap<Element> =
-        LabelMap::with_capacity_and_hasher(one.len(), Default::default());
-    for e in one {
-        let sig = signature(&e.metric, m);
-        if let Some(dup) = one_sigs.get(&sig) {
+    cache.next_generation();
+    let gen_now = cache.generation;
+    let one_ids: Vec<u32> = one.iter().map(|e| cache.sig(&e.metric, m)).collect();
+    let many_ids: Vec<u32> = many.iter().map(|e| cache.sig(&e.metric, m)).collect();
+    cache.cover_sigs();
+    for (i, (e, &sig)) in one.iter().zip(&one_ids).enumerate() {
+        let Some(slot) = cache.one_at.get_mut(sig as usize) else {
+            continue;
+        };
+        if slot.0 == gen_now {
+            let dup = one.get(slot.1 as usize).unwrap_or(e);
             let side = if m.card == Cardinality::OneToMany {
                 "left"
             } else {
                 "right"
             };
-            let matched = if m.on {
-                e.metric.keep(&m.labels)
-            } else {
-                e.metric.drop_names(&m.labels)
-            };
+            let matched = signature(&e.metric, m);
             return exec_err(format!(
                 "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                 braced(&matched),
@@ -197,14 +303,18 @@ fn vector_vector(
                 braced(&dup.metric)
             ));
         }
-        one_sigs.insert(sig, e);
+        *slot = (gen_now, u32::try_from(i).unwrap_or(u32::MAX));
     }
-    let mut matched: LabelMap<LabelSet> = LabelMap::default();
-    let mut out = Vec::new();
-    for e in many {
-        let sig = signature(&e.metric, m);
-        let Some(o) = one_sigs.get(&sig) else {
-            continue;
+    // Result metrics are interned, so equal label sets are equal addresses.
+    let mut matched: HashSet<(u32, usize), BuildHasherDefault<Fnv>> = HashSet::default();
+    let mut out = Vec::with_capacity(many.len());
+    for (e, &sig) in many.iter().zip(&many_ids) {
+        let o = match cache.one_at.get(sig as usize) {
+            Some(&(g, i)) if g == gen_now => match one.get(i as usize) {
+                Some(o) => o,
+                None => continue,
+            },
+            _ => continue,
         };
         let (vl, vr) = if m.card == Cardinality::OneToMany {
             (o.v, e.v)
@@ -217,36 +327,47 @@ fn vector_vector(
         } else if !keep {
             continue;
         }
-        let mut metric = result_metric(&e.metric, &o.metric, b.op, m);
-        if b.return_bool {
-            metric = metric.without_metric_name();
-        }
-        match matched.get_mut(&sig) {
+        let pair = (addr(&e.metric), addr(&o.metric));
+        let metric = match cache.results.get(&pair) {
+            Some(x) => x.clone(),
             None => {
-                let mut set = LabelSet::default();
-                set.insert(metric.clone());
-                matched.insert(sig, set);
-            }
-            Some(set) => {
-                if m.card == Cardinality::OneToOne {
-                    return exec_err(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
-                    );
+                let mut l = result_metric(&e.metric, &o.metric, b.op, m);
+                if b.return_bool {
+                    l = l.without_metric_name();
                 }
-                if !set.insert(metric.clone()) {
-                    return exec_err(
-                        "multiple matches for labels: grouping labels must ensure unique matches",
-                    );
-                }
+                let x = cache.intern(l);
+                cache.results.insert(pair, x.clone());
+                x
             }
+        };
+        if m.card == Cardinality::OneToOne {
+            let seen = cache.matched_at.get_mut(sig as usize);
+            if seen.as_ref().is_some_and(|g| **g == gen_now) {
+                return exec_err(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                );
+            }
+            if let Some(g) = seen {
+                *g = gen_now;
+            }
+        } else if !matched.insert((sig, addr(&metric))) {
+            return exec_err(
+                "multiple matches for labels: grouping labels must ensure unique matches",
+            );
         }
         out.push(Element {
-            metric: std::sync::Arc::new(metric),
+            metric,
             t: ts,
             v: value,
         });
     }
-    check_unique(&out)?;
+    if out.len() > 1 {
+        let mut seen: HashSet<usize, BuildHasherDefault<Fnv>> =
+            HashSet::with_capacity_and_hasher(out.len(), Default::default());
+        if !out.iter().all(|e| seen.insert(addr(&e.metric))) {
+            return exec_err("vector cannot contain metrics with the same labelset");
+        }
+    }
     Ok(out)
 }
 

@@ -32,8 +32,6 @@ impl Hasher for Fnv {
 
 /// A map keyed by label sets.
 pub(crate) type LabelMap<V> = HashMap<Labels, V, BuildHasherDefault<Fnv>>;
-/// A set of label sets.
-pub(crate) type LabelSet = HashSet<Labels, BuildHasherDefault<Fnv>>;
 /// A map keyed by shared label sets.
 pub(crate) type MetricMap<V> = HashMap<super::Metric, V, BuildHasherDefault<Fnv>>;
 /// A set of borrowed label sets.

@@ -18,6 +18,7 @@ pub(crate) mod hash;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -225,26 +226,45 @@ impl Engine {
             }
         }
         let ev = Evaluator::prepare(self, q, expr, start_ms, end_ms)?;
-        let mut series: MetricMap<Vec<Sample>> = MetricMap::default();
+        // Output series found by the address of the step result's label set (stable across
+        // steps for most expressions), then by the labels themselves. Only addresses of the
+        // label sets held in `out` are recorded, so none can be reused by another label set.
+        let mut out: Vec<RangeSeries> = Vec::new();
+        let mut by_addr: HashMap<usize, usize, BuildHasherDefault<hash::Fnv>> = HashMap::default();
+        let mut by_labels: MetricMap<usize> = MetricMap::default();
+        let mut push = |metric: Metric, p: Sample| {
+            let i = match by_addr.get(&(Arc::as_ptr(&metric) as usize)) {
+                Some(i) => *i,
+                None => match by_labels.get(&metric) {
+                    Some(i) => *i,
+                    None => {
+                        by_addr.insert(Arc::as_ptr(&metric) as usize, out.len());
+                        by_labels.insert(metric.clone(), out.len());
+                        out.push(RangeSeries {
+                            metric,
+                            points: Vec::new(),
+                        });
+                        out.len() - 1
+                    }
+                },
+            };
+            if let Some(s) = out.get_mut(i) {
+                s.points.push(p);
+            }
+        };
         let mut total = 0usize;
         let mut ts = start_ms;
         while ts <= end_ms {
             ev.check_deadline()?;
             match ev.eval(expr, ts)? {
                 Value::Scalar(s) => {
-                    series
-                        .entry(Arc::new(Labels::empty()))
-                        .or_default()
-                        .push(Sample { t: ts, v: s.v });
+                    push(Arc::new(Labels::empty()), Sample { t: ts, v: s.v });
                     total += 1;
                 }
                 Value::Vector(v) => {
                     total += v.len();
                     for e in v {
-                        series
-                            .entry(e.metric)
-                            .or_default()
-                            .push(Sample { t: ts, v: e.v });
+                        push(e.metric, Sample { t: ts, v: e.v });
                     }
                 }
                 other => {
@@ -262,10 +282,6 @@ impl Engine {
             };
             ts = next;
         }
-        let mut out: Vec<RangeSeries> = series
-            .into_iter()
-            .map(|(metric, points)| RangeSeries { metric, points })
-            .collect();
         out.sort_by(|a, b| a.metric.cmp(&b.metric));
         Ok(Value::Matrix(out))
     }
@@ -348,6 +364,10 @@ struct Evaluator {
     /// Each subquery evaluated once over its whole range (inner steps are aligned to absolute
     /// multiples of the step, so every outer step reads a slice of the same points).
     sq_cache: RefCell<HashMap<usize, Rc<Vec<RangeSeries>>>>,
+    /// Grouping state of every aggregation node (keyed by address), kept across steps.
+    agg_cache: RefCell<HashMap<usize, aggregate::GroupCache>>,
+    /// Matching state of every binary operator node (keyed by address), kept across steps.
+    bin_cache: RefCell<HashMap<usize, binary::MatchCache>>,
 }
 
 fn key(vs: &VectorSelector) -> usize {
@@ -537,6 +557,8 @@ impl Evaluator {
             sq_ranges,
             sq_cache: RefCell::new(HashMap::new()),
             cursors: RefCell::new(HashMap::new()),
+            agg_cache: RefCell::new(HashMap::new()),
+            bin_cache: RefCell::new(HashMap::new()),
         })
     }
 
@@ -610,12 +632,18 @@ impl Evaluator {
                     Value::Vector(v) => v,
                     other => return exec_err(format!("aggregation over {}", other.type_name())),
                 };
-                aggregate::aggregate(a, param, v, ts).map(Value::Vector)
+                let mut caches = self.agg_cache.borrow_mut();
+                let cache = caches
+                    .entry(a as *const AggregateExpr as usize)
+                    .or_default();
+                aggregate::aggregate(a, param, v, ts, cache).map(Value::Vector)
             }
             Expr::BinaryExpr(b) => {
                 let l = self.eval(&b.lhs, ts)?;
                 let r = self.eval(&b.rhs, ts)?;
-                binary::binary(b, l, r, ts)
+                let mut caches = self.bin_cache.borrow_mut();
+                let cache = caches.entry(b as *const BinaryExpr as usize).or_default();
+                binary::binary(b, l, r, ts, cache)
             }
         }
     }
@@ -798,6 +826,7 @@ impl Evaluator {
                 let name = |l: &Metric| if keep_name { l.clone() } else { drop_name(l) };
                 let mut out = Vec::new();
                 if let Expr::MatrixSelector(ms) = arg.unparen() {
+                    out.reserve(self.series_of(&ms.vs).len());
                     // Fast path: run the function over the loaded samples in place.
                     let end = self.at_time(ms.vs.at, ts).saturating_sub(ms.vs.offset);
                     let start = end.saturating_sub(ms.range);

@@ -923,3 +923,82 @@ fn topk_bottomk_ties_as_prometheus() {
     check(&[3.0, 1.0, 2.0], 0, true, &[]);
     check(&[3.0, 1.0, 2.0], 5, false, &[1, 2, 0]);
 }
+
+/// Range queries reuse grouping and matching state across steps (by label-set address); their
+/// results must equal one instant query per step, also when series come and go mid-range, the
+/// "one" side of a join changes labels, and an error arises at one step only.
+#[test]
+fn range_steps_match_instant_evaluations() {
+    let db = load(
+        M,
+        &[
+            (r#"info{pod="p1",node="n1"}"#, "1 1 1 1 stale"),
+            (r#"info{pod="p1",node="n2"}"#, "_ _ _ _ _ 1 1 1 1 1 1"),
+            (r#"info{pod="p2",node="n1"}"#, "1+0x10"),
+            (r#"cpu{pod="p1",c="a"}"#, "0+1x10"),
+            (r#"cpu{pod="p1",c="b"}"#, "0+2x10"),
+            (r#"cpu{pod="p2",c="a"}"#, "_ _ 0+3x8"),
+            (r#"dup{pod="p1",x="1"}"#, "_ _ _ _ _ _ _ 1 stale"),
+            (r#"dup{pod="p1",x="2"}"#, "_ _ _ _ _ _ _ 1 stale"),
+        ],
+    );
+    let queries = [
+        "cpu * on(pod) group_left(node) info",
+        "sum by (node) (cpu * on(pod) group_left(node) info)",
+        "info * on(pod) group_right(node) cpu",
+        "cpu > bool on(pod, c) (cpu - 1)",
+        "cpu + ignoring(c) group_left sum by (pod) (cpu)",
+        "sum by (pod) (cpu) / on(pod) group_left sum by (pod) (info)",
+        "sum by (pod) (cpu)",
+        "sum without (c) (cpu)",
+        "count by (pod) (cpu > 5)",
+        "avg by (c) (cpu) - on(c) max by (c) (cpu)",
+        "topk(1, cpu)",
+        "quantile by (pod) (0.5, cpu)",
+        "count_values by (pod) (\"v\", cpu)",
+        "cpu and on(pod) info{node=\"n2\"}",
+        "cpu unless on(pod) info{node=\"n2\"}",
+        "info or cpu",
+        "sum by (node) (label_replace(cpu, \"node\", \"$1\", \"pod\", \"(.*)\"))",
+        "cpu * on(pod) group_left(x) dup",
+        "cpu * on(pod) group_left dup",
+    ];
+    for q in queries {
+        let e = parse(q).unwrap();
+        let range = engine().range(&db, &e, 0, 10 * M, M);
+        let mut want: Vec<RangeSeries> = Vec::new();
+        let mut err = None;
+        for step in 0..=10 {
+            match engine().instant(&db, &e, step * M) {
+                Ok(Value::Vector(v)) => {
+                    for el in v {
+                        let p = Sample {
+                            t: step * M,
+                            v: el.v,
+                        };
+                        match want.iter_mut().find(|s| s.metric == el.metric) {
+                            Some(s) => s.points.push(p),
+                            None => want.push(RangeSeries {
+                                metric: el.metric,
+                                points: vec![p],
+                            }),
+                        }
+                    }
+                }
+                Ok(other) => panic!("{q}: unexpected {other:?}"),
+                Err(e) => {
+                    err = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        match (range, err) {
+            (Err(got), Some(want)) => assert_eq!(got.to_string(), want, "{q}"),
+            (Ok(got), None) => {
+                want.sort_by(|a, b| a.metric.cmp(&b.metric));
+                assert_eq!(render(&got), render(&Value::Matrix(want)), "{q}");
+            }
+            (got, want) => panic!("{q}: range {got:?}, instant error {want:?}"),
+        }
+    }
+}

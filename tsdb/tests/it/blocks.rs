@@ -329,3 +329,88 @@ fn unfinished_blocks_are_deleted_at_open() {
     assert!(!tmp.exists());
     assert_eq!(db.stats().blocks, 0);
 }
+
+/// The head's span from the start of its oldest block window to its newest sample.
+fn head_span(st: &pharos_tsdb::Stats, range: i64) -> i64 {
+    if st.min_time > st.max_time {
+        return 0;
+    }
+    st.max_time - st.min_time.div_euclid(range) * range
+}
+
+/// Polls `db.stats()` until `done` holds; fails after 45 s, well before the once-a-minute
+/// background pass could have done the work (so only a prompt cut passes).
+#[track_caller]
+fn wait_for(db: &Db, what: &str, done: impl Fn(&pharos_tsdb::Stats) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        let st = db.stats();
+        if done(&st) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not reached without the periodic pass: {st:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_fast_backfill_cuts_blocks_promptly_and_keeps_the_head_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        retention: Duration::ZERO,
+        ..Options::default()
+    };
+    let range = 2 * HOUR;
+    let db = Db::open(dir.path(), opts).unwrap();
+    let ls: Vec<Labels> = (0..50)
+        .map(|i| labels(&[("__name__", "m"), ("i", &i.to_string())]))
+        .collect();
+    let mut t = 0;
+    let mut max_head_samples = 0;
+    while t < 24 * HOUR {
+        let mut app = pharos_model::storage::Appendable::appender(&db);
+        for (i, l) in ls.iter().enumerate() {
+            app.append(None, l, t, (t / STEP + i as i64) as f64)
+                .unwrap();
+        }
+        app.commit().unwrap();
+        t += STEP;
+        if t % HOUR == 0 {
+            // Commits only signal the background thread; give it the time it needs.
+            wait_for(&db, "head cut to 1.5 block ranges", |st| {
+                head_span(st, range) < range + range / 2
+            });
+            max_head_samples = max_head_samples.max(db.stats().head_samples);
+        }
+    }
+    let steps = 24 * HOUR / STEP;
+    // Windows [0,2h) .. [20h,22h) are persisted; the head keeps [22h,24h).
+    wait_for(&db, "11 head blocks", |st| {
+        st.head_blocks_written_total == 11
+    });
+    let st = db.stats();
+    assert_eq!(st.head_samples, 50 * (2 * HOUR / STEP) as u64, "{st:?}");
+    assert_eq!(
+        st.block_samples + st.head_samples,
+        50 * steps as u64,
+        "{st:?}"
+    );
+    assert!(
+        max_head_samples <= 50 * (3 * HOUR / STEP) as u64,
+        "head held {max_head_samples} samples"
+    );
+    // Everything is still there, merged from blocks and head.
+    let all = query_all(&db);
+    assert_eq!(all.len(), 50);
+    for (i, (_, s)) in all.iter().enumerate() {
+        assert_eq!(s.len(), steps as usize, "series {i}");
+    }
+    let s0 = &query(&db, &[Matcher::eq("i", "7")], 0, i64::MAX)[0].1;
+    for (k, &(ts, v)) in s0.iter().enumerate() {
+        assert_eq!((ts, f64::from_bits(v)), (k as i64 * STEP, (k + 7) as f64));
+    }
+    db.close().unwrap();
+}
