@@ -80,14 +80,31 @@ pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
+/// The default rule set for nodes and pods (`deploy/rules/pharos.rules.yml`), loaded by the
+/// embedded default configuration.
+pub const DEFAULT_RULES: &str = include_str!("../deploy/rules/pharos.rules.yml");
+
+/// Where the embedded default writes [`DEFAULT_RULES`], relative to the storage directory (the
+/// rule manager reads rule files from disk; the file is rewritten at every start).
+pub const DEFAULT_RULES_FILE: &str = "rules/pharos.rules.yml";
+
 /// The embedded default: scrape Pharos itself and, unless disabled, the built-in node exporter,
-/// every 15 s.
-pub fn embedded_default(web_addr: &str, exporter_addr: Option<&str>) -> String {
+/// every 15 s, and evaluate the default rule set at `rules_file` (if given) every 15 s.
+pub fn embedded_default(
+    web_addr: &str,
+    exporter_addr: Option<&str>,
+    rules_file: Option<&Path>,
+) -> String {
     let mut s = String::from(
         "# Pharos' embedded default configuration (used when --config.file is not given).\n\
-         global:\n  scrape_interval: 15s\n  scrape_timeout: 10s\n\
-         scrape_configs:\n",
+         global:\n  scrape_interval: 15s\n  scrape_timeout: 10s\n  evaluation_interval: 15s\n",
     );
+    if let Some(path) = rules_file {
+        // A single-quoted YAML scalar: the only escape is '' for '.
+        let quoted = path.display().to_string().replace('\'', "''");
+        s.push_str(&format!("rule_files:\n  - '{quoted}'\n"));
+    }
+    s.push_str("scrape_configs:\n");
     s.push_str(&format!(
         "  - job_name: pharos\n    static_configs:\n      - targets: ['{}']\n",
         scrape_address(web_addr)
@@ -99,6 +116,17 @@ pub fn embedded_default(web_addr: &str, exporter_addr: Option<&str>) -> String {
         ));
     }
     s
+}
+
+/// Writes [`DEFAULT_RULES`] under the storage directory and returns its absolute path.
+pub fn write_default_rules(tsdb_path: &Path) -> anyhow::Result<PathBuf> {
+    let path = tsdb_path.join(DEFAULT_RULES_FILE);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&path, DEFAULT_RULES)
+        .with_context(|| format!("cannot write the default rules to {}", path.display()))?;
+    Ok(std::fs::canonicalize(&path).unwrap_or(path))
 }
 
 /// The address to scrape for a listen address: a wildcard host becomes loopback.
@@ -120,7 +148,11 @@ mod tests {
 
     #[test]
     fn embedded_default_parses_with_both_jobs() {
-        let text = embedded_default("127.0.0.1:9090", Some("0.0.0.0:9100"));
+        let text = embedded_default(
+            "127.0.0.1:9090",
+            Some("0.0.0.0:9100"),
+            Some(Path::new("/d/it's/rules.yml")),
+        );
         let cfg = parse(&text, Path::new("x")).unwrap();
         let jobs: Vec<_> = cfg
             .scrape_configs
@@ -129,7 +161,9 @@ mod tests {
             .collect();
         assert_eq!(jobs, ["pharos", "node"]);
         assert!(text.contains("127.0.0.1:9100"));
-        let text = embedded_default("127.0.0.1:9090", None);
+        let cfg = parse(&text, Path::new("x")).unwrap();
+        assert_eq!(cfg.rule_files, ["/d/it's/rules.yml"]);
+        let text = embedded_default("127.0.0.1:9090", None, None);
         assert_eq!(
             parse(&text, Path::new("x")).unwrap().scrape_configs.len(),
             1

@@ -88,6 +88,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .zip(exporter_addr.as_deref())
                 .map(|(l, a)| local_addr(l, a))
                 .as_deref(),
+            Some(&config::write_default_rules(&args.tsdb_path)?),
         )),
     };
     let (cfg, _) = source.load()?;

@@ -252,3 +252,44 @@ fn help_on_every_command() {
     assert!(text.contains("--no-collector.cpu"), "{text}");
     assert!(text.contains("--path.procfs"), "{text}");
 }
+
+#[test]
+fn embedded_default_scrapes_both_targets_and_loads_the_default_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, exporter) = (free_port(), free_port());
+    let p = Pharos::start(
+        web,
+        &[
+            &format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            &format!("--exporter.listen-address=127.0.0.1:{exporter}"),
+        ],
+        &dir.path().join("pharos.log"),
+    );
+    let rules = p.api("/api/v1/rules");
+    let names: Vec<&str> = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for want in [
+        "TargetDown",
+        "NodeFilesystemFillingUp",
+        "ContainerOOMKilled",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let cfg = p.api("/api/v1/status/config");
+    let yaml = cfg["data"]["yaml"].as_str().unwrap();
+    assert!(yaml.contains("pharos.rules.yml"), "{yaml}");
+    assert!(yaml.contains(&format!("127.0.0.1:{exporter}")), "{yaml}");
+    // The first scrapes of the embedded jobs happen within the 15 s interval.
+    p.wait_until(Duration::from_secs(40), "both embedded targets up", |p| {
+        ["pharos", "node"]
+            .iter()
+            .all(|job| value_at(p, "up", now_s(), job) == Some(1.0))
+    });
+    let st = p.signal_and_wait("TERM");
+    assert!(st.success(), "{st:?}");
+}
