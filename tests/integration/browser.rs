@@ -239,12 +239,16 @@ fn dashboard_pages_in_chromium() {
     std::fs::write(
         &cfg,
         format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files: ['{rules}']\n\
              scrape_configs:\n\
              \x20 - job_name: pharos\n    static_configs:\n      - targets: ['127.0.0.1:{web}']\n\
              \x20 - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{exporter}', '127.0.0.1:{exporter2}']\n\
              \x20 - job_name: kubernetes-pods\n    static_configs:\n      - targets: ['{pods_addr}']\n\
-             \x20 - job_name: down\n    static_configs:\n      - targets: ['127.0.0.1:1']\n"
+             \x20 - job_name: down\n    static_configs:\n      - targets: ['127.0.0.1:1']\n",
+            rules = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/rules/pharos.rules.yml")
+                .display()
         ),
     )
     .unwrap();
@@ -408,6 +412,11 @@ fn dashboard_pages_in_chromium() {
     has_all(&html, "targets", &["kubernetes-pods", "badge down"]);
     let html = dom(&base, "/status");
     has_all(&html, "status", &["head series", "scrape_configs"]);
+    // Alerts and Rules, with the default rule set: the down target makes TargetDown pending.
+    let html = dom(&base, "/alerts");
+    has_all(&html, "alerts", &["TargetDown", "NodeFilesystemFillingUp"]);
+    let html = dom(&base, "/rules");
+    has_all(&html, "rules", &["pharos.rules.yml", "ContainerOOMKilled"]);
     let html = dom(&base, "/dashboards");
     has_all(
         &html,
@@ -440,6 +449,7 @@ fn dashboard_pages_in_chromium() {
             (1400, 1000),
         ),
         ("/d/nodes?range=5m".to_string(), "nodes-narrow", (420, 2400)),
+        ("/alerts".to_string(), "alerts", (1400, 1400)),
     ] {
         let f = screenshot(&shots, &base, &path, name, size);
         eprintln!("screenshot: {}", f.display());
