@@ -13,6 +13,7 @@ mod cmd_tsdb;
 mod config;
 mod config_yaml;
 mod dashboards_wiring;
+mod remote_source;
 mod remote_wiring;
 mod rules_wiring;
 mod selfmetrics;
@@ -120,6 +121,10 @@ pub struct ServerArgs {
     /// `dashboards.dir` of the configuration file.
     #[arg(long = "dashboards.dir", value_name = "DIR")]
     pub dashboards_dir: Option<PathBuf>,
+    /// Read the dashboard's data from this Prometheus-compatible API (Prometheus,
+    /// VictoriaMetrics, Mimir, another Pharos) instead of this server's own storage.
+    #[arg(long = "dashboard.datasource.url", value_name = "URL")]
+    pub dashboard_datasource_url: Option<String>,
 }
 
 /// Flags of `pharos exporter`, named after node_exporter's. `--collector.<name>` and

@@ -41,6 +41,8 @@ struct Running {
     start_time_s: f64,
     /// Outcome of the latest configuration (re)load.
     reload_status: Arc<pharos_query::api::ReloadStatus>,
+    /// `--dashboard.datasource.url`: the dashboard reads from this API instead of local storage.
+    dashboard_source: Option<Arc<crate::remote_source::RemoteSource>>,
     /// The dashboard files, switched to another folder on reload.
     boards: Arc<pharos_dashboard::board::Store>,
     /// `--dashboards.dir`, which wins over the configuration file.
@@ -162,6 +164,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         config_yaml: Arc::new(RwLock::new(shown_config)),
         start_time_s,
         reload_status: Arc::new(pharos_query::api::ReloadStatus::new(pharos_model::now_ms())),
+        dashboard_source: match &args.dashboard_datasource_url {
+            Some(url) => Some(Arc::new(crate::remote_source::RemoteSource::new(url)?)),
+            None => None,
+        },
     });
     let app = app_router(running.clone(), &args);
     if shell.app.set(app).is_err() {
@@ -327,8 +333,9 @@ fn app_router(running: Arc<Running>, args: &ServerArgs) -> Router {
         reload: running.reload_status.clone(),
     });
     let boards = running.boards.clone();
-    let dashboard = pharos_dashboard::router_with_store(
-        Arc::new(LocalSource {
+    let source: Arc<dyn DataSource> = match &running.dashboard_source {
+        Some(remote) => remote.clone(),
+        None => Arc::new(LocalSource {
             db: running.db.clone(),
             engine,
             scrapes: running.scrapes.clone(),
@@ -337,8 +344,8 @@ fn app_router(running: Arc<Running>, args: &ServerArgs) -> Router {
             start_time_s: running.start_time_s,
             rules: running.rules.provider(),
         }),
-        boards,
-    );
+    };
+    let dashboard = pharos_dashboard::router_with_store(source, boards);
     let remote = running.remote.router();
     let own = Router::new()
         .route("/metrics", get(own_metrics))

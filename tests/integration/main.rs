@@ -13,6 +13,7 @@ mod memstore;
 mod parse_errors;
 mod promql;
 mod query_cmd;
+mod remote_dashboard;
 mod remote_write;
 mod server;
 mod status_config;
