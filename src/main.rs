@@ -75,7 +75,8 @@ struct LogArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ServerArgs {
     /// Configuration file (prometheus.yml format). Without it, the embedded default is used:
-    /// scrape Pharos itself (job "pharos") and the built-in node exporter (job "node") every 15s.
+    /// scrape Pharos itself (job "pharos") and the built-in node exporter (job "node") every 15s,
+    /// and evaluate the default node and pod rules.
     #[arg(long = "config.file", value_name = "FILE")]
     pub config_file: Option<PathBuf>,
     /// Base path for metrics storage.
