@@ -14,7 +14,7 @@
 //! # struct Empty;
 //! # impl pharos_model::storage::Queryable for Empty {
 //! #     fn querier(&self, _: i64, _: i64) -> pharos_model::storage::Result<Box<dyn pharos_model::storage::Querier>> {
-//! #         unimplemented!()
+//! #         Err(pharos_model::storage::Error::Closed)
 //! #     }
 //! # }
 //! let engine = Engine::new(EngineOptions::default());
