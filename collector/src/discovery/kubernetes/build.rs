@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use super::Role;
 use super::objects::{
-    Container, ContainerStatus, EndpointAddress, EndpointPort, EndpointSlice, Endpoints, Ingress,
-    Node, ObjectMeta, Pod, Service,
+    Container, ContainerPort, ContainerStatus, EndpointAddress, EndpointPort, EndpointSlice,
+    Endpoints, Ingress, Node, ObjectMeta, Pod, Service,
 };
 use crate::discovery::TargetGroup;
 
@@ -244,6 +244,40 @@ fn container_labels(t: &mut LabelSet, c: &Container) {
     set(t, "__meta_kubernetes_pod_container_image", c.image.clone());
 }
 
+/// The `__meta_kubernetes_pod_container_*` labels of the container declaring `port` (as in
+/// Prometheus, the last container declaring it wins); `protocol` picks the protocol label's value.
+fn declared_port_labels(
+    t: &mut LabelSet,
+    pod: &Pod,
+    port: i64,
+    protocol: impl FnOnce(&ContainerPort) -> String,
+) {
+    let mut declared = pod.spec.containers.iter().filter_map(|c| {
+        c.ports
+            .iter()
+            .find(|cp| cp.container_port == port)
+            .map(|cp| (c, cp))
+    });
+    if let Some((c, cp)) = declared.next_back() {
+        container_labels(t, c);
+        set(
+            t,
+            "__meta_kubernetes_pod_container_port_name",
+            cp.name.clone(),
+        );
+        set(
+            t,
+            "__meta_kubernetes_pod_container_port_number",
+            port.to_string(),
+        );
+        set(
+            t,
+            "__meta_kubernetes_pod_container_port_protocol",
+            protocol(cp),
+        );
+    }
+}
+
 fn pod_group(pod: &Pod, store: &Store, attach_node: bool) -> TargetGroup {
     let source = format!("pod/{}", pod.metadata.key());
     // A pod without an IP (pending, evicted) has an empty group.
@@ -455,31 +489,7 @@ fn endpoints_group(eps: &Endpoints, store: &Store, attach_node: bool) -> TargetG
                 .1
                 .push(port.port);
             t.extend(pod_labels(pod));
-            // As in Prometheus, the last container declaring the port wins.
-            let mut declared = pod.spec.containers.iter().filter_map(|c| {
-                c.ports
-                    .iter()
-                    .find(|cp| cp.container_port == port.port)
-                    .map(|cp| (c, cp))
-            });
-            if let Some((c, cp)) = declared.next_back() {
-                container_labels(&mut t, c);
-                set(
-                    &mut t,
-                    "__meta_kubernetes_pod_container_port_name",
-                    cp.name.clone(),
-                );
-                set(
-                    &mut t,
-                    "__meta_kubernetes_pod_container_port_number",
-                    port.port.to_string(),
-                );
-                set(
-                    &mut t,
-                    "__meta_kubernetes_pod_container_port_protocol",
-                    port.protocol.clone(),
-                );
-            }
+            declared_port_labels(&mut t, pod, port.port, |_| port.protocol.clone());
         }
         targets.push(t);
     };
@@ -622,30 +632,8 @@ fn endpointslice_group(eps: &EndpointSlice, store: &Store, attach_node: bool) ->
                         .1;
                     covered.extend(port.port);
                     t.extend(pod_labels(pod));
-                    // As in Prometheus, the last container declaring the port wins.
-                    let mut declared = pod.spec.containers.iter().filter_map(|c| {
-                        c.ports
-                            .iter()
-                            .find(|cp| Some(cp.container_port) == port.port)
-                            .map(|cp| (c, cp))
-                    });
-                    if let Some((c, cp)) = declared.next_back() {
-                        container_labels(&mut t, c);
-                        set(
-                            &mut t,
-                            "__meta_kubernetes_pod_container_port_name",
-                            cp.name.clone(),
-                        );
-                        set(
-                            &mut t,
-                            "__meta_kubernetes_pod_container_port_number",
-                            cp.container_port.to_string(),
-                        );
-                        set(
-                            &mut t,
-                            "__meta_kubernetes_pod_container_port_protocol",
-                            cp.protocol.clone(),
-                        );
+                    if let Some(number) = port.port {
+                        declared_port_labels(&mut t, pod, number, |cp| cp.protocol.clone());
                     }
                 }
                 targets.push(t);
