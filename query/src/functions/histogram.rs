@@ -1,12 +1,14 @@
 //! `histogram_quantile(φ, buckets)` over classic `le`-bucket histograms.
 //! See <https://prometheus.io/docs/prometheus/2.42/querying/functions/#histogram_quantile>.
 
-use pharos_model::Labels;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 use super::{Env, scalar_arg, vector_arg};
 use crate::Result;
-use crate::engine::hash::LabelMap;
-use crate::engine::{Element, Value};
+use crate::engine::hash::{Fnv, LabelMap};
+use crate::engine::{Element, Metric, Value};
 
 /// One cumulative bucket.
 #[derive(Debug, Clone, Copy)]
@@ -76,29 +78,97 @@ fn bucket_quantile(q: f64, mut b: Vec<Bucket>) -> f64 {
 
 /// `histogram_quantile(φ scalar, b instant-vector)`: buckets are grouped by all labels but
 /// `le`; the result drops `le` and `__name__`. Series without a parsable `le` are ignored.
-pub(crate) fn histogram_quantile(mut env: Env<'_>) -> Result<Value> {
+pub(crate) fn histogram_quantile(env: Env<'_>) -> Result<Value> {
+    histogram_quantile_cached(env, &mut QuantileCache::default())
+}
+
+/// Most input label sets a [`QuantileCache`] remembers before it starts over.
+const CACHE_LIMIT: usize = 1 << 20;
+
+/// A bucket's histogram id and upper bound.
+type Bound = (u32, f64);
+
+/// What one `histogram_quantile` call learns during a range query, reused at every step: the
+/// histogram (interned to an id) and the bucket bound of every input label set, and each
+/// histogram's result label set built once. Input label sets are recognised by the address of
+/// their shared [`Metric`]; the cache holds a clone of each, so an address is never reused for
+/// another label set while it is cached.
+#[derive(Default)]
+pub(crate) struct QuantileCache {
+    /// Per input address: the histogram id and upper bound (`None`: no parsable `le`).
+    of: HashMap<usize, (Metric, Option<Bound>), BuildHasherDefault<Fnv>>,
+    /// Histograms (labels without `le`) interned to ids.
+    ids: LabelMap<u32>,
+    /// Result label set of each id.
+    labels: Vec<Metric>,
+    /// Per id, its index in the current step's groups (`u32::MAX`: none yet).
+    slot: Vec<u32>,
+}
+
+impl QuantileCache {
+    fn lookup(&mut self, metric: &Metric) -> Option<Bound> {
+        let p = Arc::as_ptr(metric) as usize;
+        if let Some((_, x)) = self.of.get(&p) {
+            return *x;
+        }
+        let x = metric
+            .get("le")
+            .and_then(pharos_model::api::parse_value)
+            .map(|upper| {
+                let mut b = metric.builder();
+                b.del("le");
+                let sig = b.build();
+                let id = match self.ids.get(&sig) {
+                    Some(id) => *id,
+                    None => {
+                        let id = u32::try_from(self.labels.len()).unwrap_or(u32::MAX);
+                        self.labels.push(Arc::new(sig.without_metric_name()));
+                        self.slot.push(u32::MAX);
+                        self.ids.insert(sig, id);
+                        id
+                    }
+                };
+                (id, upper)
+            });
+        self.of.insert(p, (metric.clone(), x));
+        x
+    }
+}
+
+/// [`histogram_quantile`] with the grouping of a previous step's evaluation reused.
+pub(crate) fn histogram_quantile_cached(
+    mut env: Env<'_>,
+    cache: &mut QuantileCache,
+) -> Result<Value> {
+    if cache.of.len() > CACHE_LIMIT {
+        *cache = QuantileCache::default();
+    }
     let q = scalar_arg(&env, 0);
     let v = vector_arg(&mut env, 1);
-    let mut order: Vec<Labels> = Vec::new();
-    let mut groups: LabelMap<(Labels, Vec<Bucket>)> = LabelMap::default();
+    let mut groups: Vec<(u32, Vec<Bucket>)> = Vec::new();
     for e in v {
-        let Some(upper) = e.metric.get("le").and_then(pharos_model::api::parse_value) else {
+        let Some((id, upper)) = cache.lookup(&e.metric) else {
             continue;
         };
-        let mut b = e.metric.builder();
-        b.del("le");
-        let sig = b.build();
-        let g = groups.entry(sig.clone()).or_insert_with(|| {
-            order.push(sig.clone());
-            (sig.without_metric_name(), Vec::new())
-        });
-        g.1.push(Bucket { upper, count: e.v });
+        let Some(slot) = cache.slot.get_mut(id as usize) else {
+            continue;
+        };
+        if *slot == u32::MAX {
+            *slot = u32::try_from(groups.len()).unwrap_or(u32::MAX);
+            groups.push((id, Vec::new()));
+        }
+        if let Some(g) = groups.get_mut(*slot as usize) {
+            g.1.push(Bucket { upper, count: e.v });
+        }
     }
-    let mut out = Vec::new();
-    for sig in order {
-        if let Some((metric, buckets)) = groups.remove(&sig) {
+    let mut out = Vec::with_capacity(groups.len());
+    for (id, buckets) in groups {
+        if let Some(slot) = cache.slot.get_mut(id as usize) {
+            *slot = u32::MAX;
+        }
+        if let Some(metric) = cache.labels.get(id as usize) {
             out.push(Element {
-                metric: std::sync::Arc::new(metric),
+                metric: metric.clone(),
                 t: env.ts,
                 v: bucket_quantile(q, buckets),
             });

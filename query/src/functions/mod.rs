@@ -4,7 +4,7 @@
 //! return at most one value; the engine applies them per series and drops `__name__` (except for
 //! `last_over_time`). Other functions (`Impl::General`) see their evaluated arguments.
 
-mod histogram;
+pub(crate) mod histogram;
 mod label;
 mod math;
 mod misc;
