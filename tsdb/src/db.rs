@@ -17,10 +17,15 @@ use tracing::{debug, error, info, warn};
 
 use crate::block::{self, Block};
 use crate::files;
-use crate::head::{Head, MemSeries, lock};
+pub(crate) use crate::head::lock;
+use crate::head::{Head, MemSeries};
 use crate::iter::{ChunksIterator, MergeIterator};
 use crate::wal::{self, Record, RefSample, SegmentInfo, Wal};
 use crate::{Error, Result};
+
+#[path = "tombstones.rs"]
+pub(crate) mod tombstones;
+use tombstones::Tombstones;
 
 /// How often the background thread applies [`Options::retention`].
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
@@ -33,7 +38,11 @@ pub struct Options {
     /// Default: 15 days.
     pub retention: Duration,
     /// A new WAL segment is started when the next commit would make the current one larger than
-    /// this (a single larger commit still goes into one segment). Default: 128 MiB.
+    /// this (a single larger commit still goes into one segment). Segments are the unit of WAL
+    /// truncation: after the head is cut into a block, all but the segments holding the head's
+    /// samples are deleted, so the WAL keeps at most one segment beyond the head. Default: 16 MiB
+    /// (at 128 MiB a small server's WAL held its whole history: 11.6 bytes/sample on top of the
+    /// blocks' 2.9 in a 2,000-series x 24 h backfill).
     pub wal_segment_size: u64,
     /// Longest time a committed sample may sit in the page cache before the WAL is fsynced;
     /// zero fsyncs on every commit. Default: 1 s.
@@ -51,7 +60,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             retention: Duration::from_secs(15 * 24 * 3600),
-            wal_segment_size: 128 << 20,
+            wal_segment_size: 16 << 20,
             fsync_interval: Duration::from_secs(1),
             block_range: Duration::from_secs(2 * 3600),
             retention_size: 0,
@@ -149,6 +158,8 @@ struct Inner {
     wake: Mutex<Option<mpsc::Sender<Wake>>>,
     /// A head cut was requested and the background thread has not started it yet.
     cut_pending: AtomicBool,
+    /// Series intervals deleted through the admin API.
+    tombstones: Tombstones,
     /// Holds the directory lock for the life of the database.
     _lock: File,
 }
@@ -201,6 +212,7 @@ impl Db {
         let lock_file = lock_dir(dir)?;
         let head = Head::new();
         let counters = Counters::default();
+        let tombstones = Tombstones::load(dir)?;
         let blocks = load_blocks(dir, &counters)?;
         let segments = replay(&wal_dir, &head, &counters)?;
         let wal = Wal::open(&wal_dir, opts.wal_segment_size, segments)?;
@@ -217,6 +229,7 @@ impl Db {
             counters,
             wake: Mutex::new(None),
             cut_pending: AtomicBool::new(false),
+            tombstones,
             _lock: lock_file,
         });
         inner.apply_retention()?;
@@ -543,6 +556,7 @@ impl Inner {
                     samples.push(x);
                 }
             }
+            self.tombstones.filter_samples(&s.labels, &mut samples);
             w.add_samples(&s.labels, &samples)?;
         }
         let series = w.num_series();
@@ -1170,9 +1184,10 @@ impl Querier for DbQuerier {
             }
             // Head only: its series come sorted; chunks are decoded lazily as the caller iterates.
             let series = self.inner.head.select(matchers);
+            let inner = self.inner.clone();
             return Ok(Box::new(series.into_iter().filter_map(move |s| {
                 let samples = s.iter(min_t, max_t)?;
-                Some(Series {
+                inner.tombstones.filter(Series {
                     labels: s.labels.clone(),
                     samples: Box::new(samples),
                 })
@@ -1202,7 +1217,7 @@ impl Querier for DbQuerier {
             } else {
                 Box::new(MergeIterator::new(std::mem::take(&mut group)))
             };
-            out.push(Series { labels, samples });
+            out.extend(self.inner.tombstones.filter(Series { labels, samples }));
         }
         Ok(Box::new(out.into_iter()))
     }

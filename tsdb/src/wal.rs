@@ -31,10 +31,13 @@ pub const MAX_RECORD_LEN: usize = 1 << 30;
 pub enum RecordType {
     /// New series: refs and their labels.
     Series = 1,
-    /// Samples of one commit: `(ref, t, v)`.
+    /// Samples of one commit: `(ref, t, v)` with 8 raw value bytes each (written before the dense
+    /// encoding; still read).
     Samples = 2,
     /// Retention ran: samples older than `min_t` are gone.
     Truncation = 3,
+    /// Samples of one commit in runs per series: delta-of-delta timestamps, byte-wise XOR values.
+    SamplesDense = 4,
 }
 
 impl TryFrom<u8> for RecordType {
@@ -45,6 +48,7 @@ impl TryFrom<u8> for RecordType {
             1 => Ok(RecordType::Series),
             2 => Ok(RecordType::Samples),
             3 => Ok(RecordType::Truncation),
+            4 => Ok(RecordType::SamplesDense),
             b => Err(Error::Corruption(format!("unknown WAL record type {b}"))),
         }
     }
@@ -107,8 +111,102 @@ pub fn encode_series<'a>(
     });
 }
 
-/// Appends a Samples record; refs and timestamps are stored as deltas to the first sample's.
+/// Appends a Samples record in the dense encoding (type 4), keeping the samples' order.
+///
+/// Consecutive samples of one series form a run: the run's ref as a delta to the previous run's,
+/// its length and a value mode, then per sample the timestamp (first of a run: delta to the
+/// previous sample's; later: delta of deltas) and the value. In decimal mode (values that are
+/// exact decimals with at most 9 fraction digits, such as counters and byte gauges) a value is
+/// the delta of `v * 10^k` to the previous value's; otherwise it is XORed with the previous
+/// value and stored as a control byte and the non-zero bytes. See `tsdb/docs/format.md`.
 pub fn encode_samples(buf: &mut Vec<u8>, samples: &[RefSample]) {
+    frame(buf, RecordType::SamplesDense, |b| {
+        put_uvarint(b, samples.len() as u64);
+        let (mut prev_ref, mut prev_t, mut prev_v) = (0u64, 0i64, 0f64);
+        let mut rest = samples;
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .position(|s| s.series != first.series)
+                .unwrap_or(rest.len());
+            let (run_samples, after) = rest.split_at(run);
+            put_varint(b, first.series.wrapping_sub(prev_ref) as i64);
+            put_uvarint(b, (run - 1) as u64);
+            prev_ref = first.series;
+            let scale = decimal_scale(run_samples);
+            b.push(scale.map_or(MODE_XOR, |k| k as u8));
+            let mut prev_n = scale.map_or(0, |k| scaled(prev_v, k));
+            let mut delta = 0i64;
+            for (i, s) in run_samples.iter().enumerate() {
+                let d = s.t.wrapping_sub(prev_t);
+                put_varint(b, if i == 0 { d } else { d.wrapping_sub(delta) });
+                delta = d;
+                prev_t = s.t;
+                match scale {
+                    Some(k) => {
+                        let n = scaled(s.v, k);
+                        put_varint(b, n.wrapping_sub(prev_n));
+                        prev_n = n;
+                    }
+                    None => put_xor(b, s.v.to_bits() ^ prev_v.to_bits()),
+                }
+                prev_v = s.v;
+            }
+            rest = after;
+        }
+    });
+}
+
+/// Mode byte of a run whose values are XORed; `0..=9` is decimal mode with that many digits.
+const MODE_XOR: u8 = 0x80;
+/// `10^k` for the decimal modes; exact in `f64`.
+const POW10: [f64; 10] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+/// Largest magnitude of a scaled value: integers up to this are exact in `f64`.
+const MAX_SCALED: f64 = 9_007_199_254_740_992.0;
+
+/// `v * 10^k` rounded to an integer (saturating; NaN is 0), the same on both sides.
+fn scaled(v: f64, k: usize) -> i64 {
+    (v * POW10[k]).round() as i64
+}
+
+/// Whether `v` comes back bit-exactly from its scaled integer at `k` digits.
+fn is_decimal(v: f64, k: usize) -> bool {
+    let n = (v * POW10[k]).round();
+    n.abs() <= MAX_SCALED && ((n as i64) as f64 / POW10[k]).to_bits() == v.to_bits()
+}
+
+/// The fewest fraction digits (at most 9) at which all values of a run are exact decimals.
+fn decimal_scale(run: &[RefSample]) -> Option<usize> {
+    // A value exact at k digits is usually exact at more, but not always: recheck from the start.
+    'scales: for k in 0..POW10.len() {
+        for s in run {
+            if !is_decimal(s.v, k) {
+                continue 'scales;
+            }
+        }
+        return Some(k);
+    }
+    None
+}
+
+/// Appends an XORed value: a control byte `lead << 4 | trail` (counts of zero bytes at the high
+/// and low end; `0x80` for zero) and the `8 - lead - trail` bytes between, high byte first.
+fn put_xor(b: &mut Vec<u8>, x: u64) {
+    if x == 0 {
+        b.push(0x80);
+        return;
+    }
+    let lead = x.leading_zeros() / 8;
+    let trail = x.trailing_zeros() / 8;
+    b.push((lead << 4 | trail) as u8);
+    let bytes = x.to_be_bytes();
+    b.extend_from_slice(&bytes[lead as usize..8 - trail as usize]);
+}
+
+/// Appends a Samples record in the old plain encoding (type 2). Writers use [`encode_samples`];
+/// this is kept to test that old segments replay and to compare sizes in benchmarks.
+#[doc(hidden)]
+pub fn encode_samples_plain(buf: &mut Vec<u8>, samples: &[RefSample]) {
     frame(buf, RecordType::Samples, |b| {
         put_uvarint(b, samples.len() as u64);
         let Some(first) = samples.first() else {
@@ -160,6 +258,22 @@ impl<'a> Payload<'a> {
         String::from_utf8(b.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
     }
 
+    /// An XORed value written by `put_xor`.
+    fn xor(&mut self) -> std::result::Result<u64, String> {
+        let ctl = self.bytes(1, "value control byte")?[0];
+        if ctl == 0x80 {
+            return Ok(0);
+        }
+        let (lead, trail) = (usize::from(ctl >> 4), usize::from(ctl & 0x0f));
+        if lead + trail >= 8 {
+            return Err(format!("bad value control byte {ctl:#04x}"));
+        }
+        let mid = self.bytes(8 - lead - trail, "value")?;
+        let mut bytes = [0u8; 8];
+        bytes[lead..8 - trail].copy_from_slice(mid);
+        Ok(u64::from_be_bytes(bytes))
+    }
+
     /// A count of items of at least one byte each, checked against the bytes left.
     fn count(&mut self, what: &str) -> std::result::Result<usize, String> {
         let n = self.uvarint(what)?;
@@ -205,6 +319,49 @@ fn decode_payload(typ: RecordType, payload: &[u8]) -> std::result::Result<Record
                         series: base_ref.wrapping_add(dr as u64),
                         t: base_t.wrapping_add(dt),
                         v: f64::from_bits(u64::from_le_bytes(bits)),
+                    });
+                }
+            }
+            Record::Samples(out)
+        }
+        RecordType::SamplesDense => {
+            // Every sample takes at least two bytes (timestamp, value).
+            let n = p.count("sample count")?;
+            let mut out = Vec::with_capacity(n);
+            let (mut prev_ref, mut prev_t, mut prev_v) = (0u64, 0i64, 0f64);
+            while out.len() < n {
+                let series = prev_ref.wrapping_add(p.varint("ref delta")? as u64);
+                prev_ref = series;
+                let run = p.uvarint("run length")?;
+                if run >= (n - out.len()) as u64 {
+                    return Err(format!(
+                        "run of {} samples exceeds the {} left of {n}",
+                        run.saturating_add(1),
+                        n - out.len()
+                    ));
+                }
+                let mode = p.bytes(1, "value mode")?[0];
+                let scale = match mode {
+                    MODE_XOR => None,
+                    k if usize::from(k) < POW10.len() => Some(usize::from(k)),
+                    k => return Err(format!("bad value mode {k:#04x}")),
+                };
+                let mut delta = 0i64;
+                for i in 0..=run {
+                    let d = p.varint("timestamp delta")?;
+                    delta = if i == 0 { d } else { delta.wrapping_add(d) };
+                    prev_t = prev_t.wrapping_add(delta);
+                    prev_v = match scale {
+                        Some(k) => {
+                            let x = scaled(prev_v, k).wrapping_add(p.varint("value delta")?);
+                            x as f64 / POW10[k]
+                        }
+                        None => f64::from_bits(prev_v.to_bits() ^ p.xor()?),
+                    };
+                    out.push(RefSample {
+                        series,
+                        t: prev_t,
+                        v: prev_v,
                     });
                 }
             }
@@ -597,6 +754,221 @@ mod tests {
         assert_eq!(format!("{got:?}"), format!("{:?}", records()));
         if let Record::Samples(s) = &got[1] {
             assert_eq!(s[1].v.to_bits(), STALE_NAN.to_bits());
+        }
+    }
+
+    /// A segment written by the old encoder (Series, plain Samples, Truncation), byte for byte.
+    const OLD_SEGMENT: &[u8] = &[
+        21, 0, 0, 0, 0xac, 0xef, 0x28, 0x67, 1, 1, 7, 2, 8, 95, 95, 110, 97, 109, 101, 95, 95, 2,
+        117, 112, 3, 106, 111, 98, 1, 97,
+    ];
+
+    #[test]
+    fn old_plain_samples_still_decode() {
+        let samples = vec![
+            RefSample {
+                series: 7,
+                t: 1000,
+                v: 1.5,
+            },
+            RefSample {
+                series: 3,
+                t: 995,
+                v: STALE_NAN,
+            },
+        ];
+        let mut buf = OLD_SEGMENT.to_vec();
+        encode_samples_plain(&mut buf, &samples);
+        // The plain layout: type 2, count, base ref, base t, then (ref delta, t delta, 8 LE bytes).
+        let mut want_tail = vec![2u8, 2, 7, 0xd0, 0x0f, 0, 0];
+        want_tail.extend_from_slice(&1.5f64.to_bits().to_le_bytes());
+        want_tail.extend_from_slice(&[7, 9]);
+        want_tail.extend_from_slice(&STALE_NAN.to_bits().to_le_bytes());
+        assert!(buf.ends_with(&want_tail), "{buf:?}");
+        let mut got = Vec::new();
+        assert_eq!(read_records(&buf, |r| got.push(r)), None);
+        let series = Labels::from_pairs(&[("__name__", "up"), ("job", "a")]);
+        assert_eq!(got[0], Record::Series(vec![(7, series)]));
+        let Record::Samples(s) = &got[1] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].series, s[0].t, s[0].v), (7, 1000, 1.5));
+        assert_eq!((s[1].series, s[1].t), (3, 995));
+        assert_eq!(s[1].v.to_bits(), STALE_NAN.to_bits());
+    }
+
+    #[test]
+    fn db_replays_an_old_segment_then_writes_dense_records() {
+        use pharos_model::storage::{Appendable, Queryable, SelectHints, collect_samples};
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join(files::WAL_DIR)).unwrap();
+        let mut seg = OLD_SEGMENT.to_vec();
+        let old: Vec<_> = (0..40)
+            .map(|i| RefSample {
+                series: 7,
+                t: 1_000 + i * 15_000,
+                v: if i == 39 { STALE_NAN } else { i as f64 * 0.25 },
+            })
+            .collect();
+        encode_samples_plain(&mut seg, &old);
+        let seg_path = dir.path().join(files::WAL_DIR).join(files::segment_name(0));
+        fs::write(&seg_path, &seg).unwrap();
+        let opts = || crate::Options {
+            retention: std::time::Duration::ZERO,
+            ..crate::Options::default()
+        };
+        let read = |db: &crate::Db| -> Vec<(String, Vec<(i64, u64)>)> {
+            let q = db.querier(i64::MIN, i64::MAX).unwrap();
+            q.select(&[], &SelectHints::default())
+                .unwrap()
+                .map(|mut s| {
+                    let v = collect_samples(s.samples.as_mut())
+                        .into_iter()
+                        .map(|s| (s.t, s.v.to_bits()))
+                        .collect();
+                    (s.labels.to_string(), v)
+                })
+                .collect()
+        };
+        let mut want: Vec<(i64, u64)> = old.iter().map(|s| (s.t, s.v.to_bits())).collect();
+        {
+            let db = crate::Db::open(dir.path(), opts()).unwrap();
+            assert_eq!(db.stats().wal_corruptions_total, 0);
+            assert_eq!(read(&db), [(r#"up{job="a"}"#.to_string(), want.clone())]);
+            let labels = Labels::from_pairs(&[("__name__", "up"), ("job", "a")]);
+            let mut app = db.appender();
+            app.append(None, &labels, 1_000_000, 12.5).unwrap();
+            app.commit().unwrap();
+            want.push((1_000_000, 12.5f64.to_bits()));
+        }
+        // The new segment holds a dense record; both segments replay.
+        let mut types = Vec::new();
+        for e in fs::read_dir(dir.path().join(files::WAL_DIR)).unwrap() {
+            let data = fs::read(e.unwrap().path()).unwrap();
+            let mut rest = &data[..];
+            while let Some((_, after)) = (!rest.is_empty()).then(|| decode_record(rest).unwrap()) {
+                types.push(rest[8]);
+                rest = after;
+            }
+        }
+        assert!(types.contains(&(RecordType::Samples as u8)), "{types:?}");
+        assert!(
+            types.contains(&(RecordType::SamplesDense as u8)),
+            "{types:?}"
+        );
+        let db = crate::Db::open(dir.path(), opts()).unwrap();
+        assert_eq!(read(&db), [(r#"up{job="a"}"#.to_string(), want)]);
+    }
+
+    #[track_caller]
+    fn check_dense(samples: &[RefSample], max_bytes: usize) {
+        let mut buf = Vec::new();
+        encode_samples(&mut buf, samples);
+        assert_eq!(buf[8], RecordType::SamplesDense as u8);
+        assert!(buf.len() <= max_bytes, "{} > {max_bytes} bytes", buf.len());
+        let (rec, rest) = decode_record(&buf).unwrap();
+        assert!(rest.is_empty());
+        let Record::Samples(got) = rec else {
+            panic!("{rec:?}")
+        };
+        let bits = |s: &[RefSample]| -> Vec<(u64, i64, u64)> {
+            s.iter().map(|s| (s.series, s.t, s.v.to_bits())).collect()
+        };
+        assert_eq!(bits(&got), bits(samples));
+    }
+
+    #[test]
+    fn dense_samples_round_trip() {
+        let s = |series, t, v| RefSample { series, t, v };
+        // Series-major (remote write): 3 series x 40 samples at 15 s, counter/gauge/constant.
+        let mut major = Vec::new();
+        for r in [5u64, 6, 1000] {
+            for i in 0..40i64 {
+                let v = match r {
+                    5 => 1e6 + i as f64 * 12.5,
+                    6 => ((i * 37) % 11) as f64 / 3.0,
+                    _ => 1.0,
+                };
+                major.push(s(r, 1_700_000_000_000 + i * 15_000, v));
+            }
+        }
+        // Header, count and run headers, then at most 2 timestamp bytes; values vary.
+        check_dense(&major, 9 + 3 + 3 * 8 + 120 * 2 + 40 * 9 + 40 * 4 + 40);
+        // Time-major (scrapes): runs of one, same timestamp.
+        let minor: Vec<_> = (0..100u64)
+            .map(|r| s(r * 2, 1_700_000_000_000, r as f64))
+            .collect();
+        check_dense(&minor, 9 + 1 + 6 + 100 * (1 + 1 + 1 + 1 + 8));
+        // Edge values and refs, going backwards, NaNs, empty.
+        check_dense(
+            &[
+                s(u64::MAX, i64::MIN, f64::NEG_INFINITY),
+                s(u64::MAX, i64::MAX, STALE_NAN),
+                s(0, -5, -0.0),
+                s(0, i64::MIN, f64::NAN),
+                s(0, 0, f64::MIN_POSITIVE),
+                s(u64::MAX, 0, 0.0),
+            ],
+            200,
+        );
+        check_dense(&[], 10);
+        // Decimal runs and runs that fall back to XOR: -0.0, NaN, huge, tiny, 2^53 boundaries.
+        for run in [
+            vec![0.1, 0.2, 0.30000000000000004, 12345.67, -8.5, 0.0],
+            vec![1.0, -0.0, 2.0],
+            vec![1.5, f64::NAN, 2.5],
+            vec![9_007_199_254_740_992.0, -9_007_199_254_740_992.0, 1.0],
+            vec![9_007_199_254_740_994.0, 1e300, f64::INFINITY],
+            vec![1e-9, 123_456_789.123_456_79, 5e-324],
+            vec![4096.0 * 123_457.0, 4096.0 * 123_400.0],
+        ] {
+            let samples: Vec<_> = run
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| s(3, i as i64 * 15_000, v))
+                .collect();
+            check_dense(&samples, 9 + 4 + samples.len() * 12);
+        }
+        // Pseudo-random values of every kind, in runs of random lengths.
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut mixed = Vec::new();
+        for i in 0..2000i64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = match x % 4 {
+                0 => f64::from_bits(x),
+                1 => (x % 100_000) as f64 / 100.0,
+                2 => (x >> 11) as f64,
+                _ => -((x % 1000) as f64) * 1e-6,
+            };
+            mixed.push(s(x % 3, i * 1000 - (x % 7) as i64, v));
+        }
+        check_dense(&mixed, 9 + 2000 * 21);
+    }
+
+    #[test]
+    fn dense_damage_is_reported() {
+        let frame_payload = |payload: &[u8]| {
+            let mut b = Vec::new();
+            frame(&mut b, RecordType::SamplesDense, |p| {
+                p.extend_from_slice(payload)
+            });
+            decode_record(&b).map(|(r, _)| r)
+        };
+        for (payload, want) in [
+            (&[3u8, 0, 5, 0x80, 0, 0x80][..], "exceeds the 3 left"),
+            (&[1, 0, 0, 0x80, 0, 0x44], "bad value control byte"),
+            (&[1, 0, 0, 0x80, 0, 0x06, 1], "ends inside value"),
+            (&[1, 0, 0, 0x0a, 0, 0], "bad value mode 0x0a"),
+            (&[1, 0, 0, 0x02, 0, 0x80], "bad varint for value delta"),
+            (&[2, 0, 0, 0x80, 0, 0x80, 0x80], "bad varint for ref delta"),
+            (&[1, 0, 0, 0x80, 0, 0x80, 0], "1 bytes after"),
+            (&[9, 0], "exceeds the payload"),
+        ] {
+            let err = frame_payload(payload).unwrap_err();
+            assert!(err.contains(want), "{payload:?}: {err}");
         }
     }
 
