@@ -133,6 +133,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let remote = Arc::new(crate::remote_wiring::Remote::start(
         db.clone(),
+        &args.tsdb_path,
         &cfg,
         args.enable_remote_write_receiver,
     )?);
@@ -279,6 +280,31 @@ async fn forward(State(shell): State<Shell>, req: Request<Body>) -> Response {
     }
 }
 
+/// A byte count as Prometheus prints size flags: power-of-1024 parts from the largest down,
+/// zero parts left out (`0B`, `512MiB`, `1GiB512MiB`).
+fn format_base2_bytes(mut n: u64) -> String {
+    const UNITS: [(&str, u64); 7] = [
+        ("EiB", 1 << 60),
+        ("PiB", 1 << 50),
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("B", 1),
+    ];
+    if n == 0 {
+        return "0B".to_string();
+    }
+    let mut out = String::new();
+    for (unit, size) in UNITS {
+        if n >= size {
+            out.push_str(&format!("{}{unit}", n / size));
+            n %= size;
+        }
+    }
+    out
+}
+
 /// The application: API, dashboard, own metrics, reload.
 fn app_router(running: Arc<Running>, args: &ServerArgs) -> Router {
     let engine = Arc::new(Engine::new(EngineOptions {
@@ -321,6 +347,22 @@ fn app_router(running: Arc<Running>, args: &ServerArgs) -> Router {
         "query.timeout".to_string(),
         pharos_model::api::format_duration(args.query_timeout.as_millis() as i64),
     );
+    flags.insert(
+        "query.lookback-delta".to_string(),
+        pharos_model::api::format_duration(engine.options().lookback_delta.as_millis() as i64),
+    );
+    flags.insert(
+        "query.max-samples".to_string(),
+        engine.options().max_samples.to_string(),
+    );
+    flags.insert(
+        "storage.tsdb.retention.size".to_string(),
+        format_base2_bytes(args.retention_size),
+    );
+    flags.insert(
+        "web.enable-remote-write-receiver".to_string(),
+        args.enable_remote_write_receiver.to_string(),
+    );
     let api = pharos_query::api::router(pharos_query::api::ApiState {
         queryable: running.db.clone(),
         engine: engine.clone(),
@@ -331,6 +373,7 @@ fn app_router(running: Arc<Running>, args: &ServerArgs) -> Router {
         start_time_ms: (running.start_time_s * 1000.0) as i64,
         rules: Some(running.rules.provider()),
         reload: running.reload_status.clone(),
+        admin: Some(running.db.clone()),
     });
     let boards = running.boards.clone();
     let source: Arc<dyn DataSource> = match &running.dashboard_source {
@@ -659,5 +702,21 @@ fn result_type(d: &QueryData) -> &'static str {
         QueryData::Matrix(_) => "matrix",
         QueryData::Scalar(_) => "scalar",
         QueryData::String(_) => "string",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn size_flags_print_as_prometheus_does() {
+        for (n, want) in [
+            (0, "0B"),
+            (1, "1B"),
+            (1536 << 20, "1GiB512MiB"),
+            (512 << 20, "512MiB"),
+            ((10 << 30) + 1, "10GiB1B"),
+        ] {
+            assert_eq!(super::format_base2_bytes(n), want, "{n}");
+        }
     }
 }

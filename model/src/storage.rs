@@ -95,6 +95,19 @@ pub trait Queryable: Send + Sync {
     fn querier(&self, min_t: i64, max_t: i64) -> Result<Box<dyn Querier>>;
 }
 
+/// The administrative operations of a storage engine (Prometheus' admin API).
+pub trait Admin: Send + Sync {
+    /// Marks the samples in `[min_t, max_t]` of every series matching all `matchers` as
+    /// deleted, durably: queries no longer see them, also after a restart.
+    fn delete_series(&self, min_t: i64, max_t: i64, matchers: &[Matcher]) -> Result<()>;
+    /// Rewrites the persisted data holding deleted samples without them and forgets the
+    /// deletions that no longer need to be remembered.
+    fn clean_tombstones(&self) -> Result<()>;
+    /// Writes a snapshot of the data into the new directory `dir`, which can be opened as a
+    /// data directory: the persisted data, plus the in-memory data unless `skip_head`.
+    fn snapshot(&self, dir: &std::path::Path, skip_head: bool) -> Result<()>;
+}
+
 /// Reads series within a time range.
 pub trait Querier: Send {
     /// All series matching every matcher, sorted by labels, with samples in the querier's range.

@@ -7,7 +7,9 @@
 //!
 //! The bytes follow Prometheus 2.42 (see [`json`]): the golden test in
 //! `tests/integration/api_golden.rs` compares every endpoint with the real Prometheus. Responses
-//! are gzip-compressed when the client accepts it, as Prometheus does.
+//! are gzip-compressed when the client accepts it, as Prometheus does. Large answers (query
+//! results, series, label lists, `/federate`) are streamed with chunked transfer encoding and
+//! compressed as they are written (see [`stream`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -22,7 +24,7 @@ use axum::{Form, Router};
 use pharos_model::api::{
     ErrorType, QueryData, Response, TargetsData, TargetsProvider, days_from_civil,
 };
-use pharos_model::storage::{Queryable, SelectHints};
+use pharos_model::storage::{Admin, Queryable, SelectHints};
 use pharos_model::{Labels, Matcher};
 use serde::Serialize;
 
@@ -31,6 +33,7 @@ use crate::engine::{Engine, EngineOptions, EvalError};
 use crate::parser;
 
 pub mod json;
+pub mod stream;
 
 /// Build information for `/api/v1/status/buildinfo`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -70,6 +73,9 @@ pub struct ApiState {
     pub rules: Option<Arc<dyn crate::rules::json::RulesProvider>>,
     /// Outcome of the latest configuration (re)load, for `/api/v1/status/runtimeinfo`.
     pub reload: Arc<ReloadStatus>,
+    /// The storage's admin operations (`/api/v1/admin/tsdb/*`, with `--web.enable-admin-api`);
+    /// snapshots go to `snapshots/` under the `storage.tsdb.path` flag.
+    pub admin: Option<Arc<dyn Admin>>,
 }
 
 /// The state the handlers share: the caller's [`ApiState`] and the query queue.
@@ -268,14 +274,37 @@ fn ok<T>(data: T) -> ApiResult<T> {
     Ok(GoJson(Response::success(data)))
 }
 
+/// Answers with a JSON body written by `write`, streamed when large (see [`stream`]).
+async fn streamed_json(
+    write: impl FnOnce(&mut stream::ChunkWriter) -> std::io::Result<()> + Send + 'static,
+) -> HttpResponse {
+    stream::respond("application/json", write, |e| {
+        ApiError::internal(format!("error marshaling response: {e}")).into_response()
+    })
+    .await
+}
+
 /// A query result with `warnings` (written by hand: these are the large responses).
-fn ok_query(data: &QueryData, warnings: &[String]) -> HttpResponse {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"{\"status\":\"success\",\"data\":");
-    json::write_query_data(&mut out, data);
-    write_warnings(&mut out, warnings);
-    out.push(b'}');
-    json_response(StatusCode::OK, out)
+async fn ok_query(data: QueryData, warnings: Vec<String>) -> HttpResponse {
+    streamed_json(move |w| {
+        std::io::Write::write_all(w, b"{\"status\":\"success\",\"data\":")?;
+        json::write_query_data(w, &data)?;
+        let mut out = Vec::new();
+        write_warnings(&mut out, &warnings);
+        out.push(b'}');
+        std::io::Write::write_all(w, &out)
+    })
+    .await
+}
+
+/// A success envelope with warnings, serialized as [`GoJson`] does but streamed when large.
+async fn ok_streamed<T: Serialize + Send + 'static>(
+    data: T,
+    warnings: Vec<String>,
+) -> HttpResponse {
+    let mut r = Response::success(data);
+    r.warnings = warnings;
+    streamed_json(move |w| json::write_serde(w, &r).map_err(std::io::Error::other)).await
 }
 
 fn write_warnings(out: &mut Vec<u8>, warnings: &[String]) {
@@ -290,13 +319,6 @@ fn write_warnings(out: &mut Vec<u8>, warnings: &[String]) {
         json::write_str(out, w);
     }
     out.push(b']');
-}
-
-/// A success envelope with warnings.
-fn ok_warn<T: Serialize>(data: T, warnings: Vec<String>) -> ApiResult<T> {
-    let mut r = Response::success(data);
-    r.warnings = warnings;
-    Ok(GoJson(r))
 }
 
 /// What Prometheus' HTTP layer adds around the handlers: CORS headers for browsers (its default
@@ -370,6 +392,18 @@ async fn gzip(req: Request, next: Next) -> HttpResponse {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
+    if axum::body::HttpBody::size_hint(&body).exact().is_none() {
+        // A streamed body: compress its pieces as they come.
+        parts
+            .headers
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts
+            .headers
+            .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        let z = axum::body::Body::from_stream(stream::GzipStream::new(body));
+        return HttpResponse::from_parts(parts, z);
+    }
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => {
@@ -653,7 +687,7 @@ async fn query(State(st): State<Shared>, p: Params) -> Result<HttpResponse, ApiE
         QueryData::Matrix(m) => apply_limit(m, limit),
         _ => Vec::new(),
     };
-    Ok(ok_query(&data, &warnings))
+    Ok(ok_query(data, warnings).await)
 }
 
 async fn query_range(State(st): State<Shared>, p: Params) -> Result<HttpResponse, ApiError> {
@@ -708,7 +742,7 @@ async fn query_range(State(st): State<Shared>, p: Params) -> Result<HttpResponse
         QueryData::Matrix(m) => apply_limit(m, limit),
         _ => Vec::new(),
     };
-    Ok(ok_query(&data, &warnings))
+    Ok(ok_query(data, warnings).await)
 }
 
 /// `/api/v1/format_query`: the expression printed in PromQL's canonical form.
@@ -723,31 +757,34 @@ async fn format_query(p: Params) -> ApiResult<String> {
 fn matcher_sets(p: &Params, param: bool) -> Result<Vec<Vec<Matcher>>, ApiError> {
     p.all("match[]")
         .into_iter()
-        .map(|m| {
-            let wrap = |e: String| {
-                if param {
-                    ApiError::invalid_param("match[]", e)
-                } else {
-                    ApiError::bad_data(e)
-                }
-            };
-            match parser::parse_metric_selector(m) {
-                Ok(ms) => Ok(ms),
-                Err(e)
-                    if e.to_string()
-                        .contains("must contain at least one non-empty matcher") =>
-                {
-                    Err(wrap(
-                        "match[] must contain at least one non-empty matcher".into(),
-                    ))
-                }
-                Err(e) => Err(wrap(e.to_string())),
-            }
-        })
+        .map(|m| matcher_set(m, param))
         .collect()
 }
 
-async fn series(State(st): State<Shared>, p: Params) -> ApiResult<Vec<Labels>> {
+/// Parses one `match[]` (see [`matcher_sets`]).
+fn matcher_set(m: &str, param: bool) -> Result<Vec<Matcher>, ApiError> {
+    let wrap = |e: String| {
+        if param {
+            ApiError::invalid_param("match[]", e)
+        } else {
+            ApiError::bad_data(e)
+        }
+    };
+    match parser::parse_metric_selector(m) {
+        Ok(ms) => Ok(ms),
+        Err(e)
+            if e.to_string()
+                .contains("must contain at least one non-empty matcher") =>
+        {
+            Err(wrap(
+                "match[] must contain at least one non-empty matcher".into(),
+            ))
+        }
+        Err(e) => Err(wrap(e.to_string())),
+    }
+}
+
+async fn series(State(st): State<Shared>, p: Params) -> Result<HttpResponse, ApiError> {
     if p.get("match[]").is_none() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
@@ -773,10 +810,10 @@ async fn series(State(st): State<Shared>, p: Params) -> ApiResult<Vec<Labels>> {
     })
     .await?;
     let warnings = apply_limit(&mut out, limit);
-    ok_warn(out, warnings)
+    Ok(ok_streamed(out, warnings).await)
 }
 
-async fn labels(State(st): State<Shared>, p: Params) -> ApiResult<Vec<String>> {
+async fn labels(State(st): State<Shared>, p: Params) -> Result<HttpResponse, ApiError> {
     let start = time_param(&p, "start", MIN_TIME)?;
     let end = time_param(&p, "end", MAX_TIME)?;
     let sets = matcher_sets(&p, false)?;
@@ -794,14 +831,14 @@ async fn labels(State(st): State<Shared>, p: Params) -> ApiResult<Vec<String>> {
     })
     .await?;
     let warnings = apply_limit(&mut out, limit);
-    ok_warn(out, warnings)
+    Ok(ok_streamed(out, warnings).await)
 }
 
 async fn label_values(
     State(st): State<Shared>,
     Path(name): Path<String>,
     p: Params,
-) -> ApiResult<Vec<String>> {
+) -> Result<HttpResponse, ApiError> {
     let valid = {
         let mut c = name.chars();
         matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
@@ -827,7 +864,7 @@ async fn label_values(
     })
     .await?;
     let warnings = apply_limit(&mut out, limit);
-    ok_warn(out, warnings)
+    Ok(ok_streamed(out, warnings).await)
 }
 
 async fn targets(State(st): State<Shared>, p: Params) -> ApiResult<TargetsData> {
@@ -927,49 +964,114 @@ fn admin_enabled(st: &ApiState) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /api/v1/admin/tsdb/delete_series`: the parameters are checked as in Prometheus, but
-/// the storage has no tombstones, so deleting is reported as not supported.
+/// The storage's admin operations, when the admin API is on.
+fn admin_storage(st: &ApiState) -> Result<Arc<dyn Admin>, ApiError> {
+    admin_enabled(st)?;
+    st.admin
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("admin APIs disabled"))
+}
+
+/// `POST|PUT /api/v1/admin/tsdb/delete_series`: tombstones for the samples of the series of
+/// each `match[]` between `start` and `end` (default: all time); `204 No Content`.
 async fn admin_delete_series(
     State(st): State<Shared>,
     p: Params,
 ) -> Result<HttpResponse, ApiError> {
-    admin_enabled(&st)?;
+    let admin = admin_storage(&st)?;
     if p.get("match[]").is_none() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
-    time_param(&p, "start", MIN_TIME)?;
-    time_param(&p, "end", MAX_TIME)?;
-    matcher_sets(&p, true)?;
-    Err(ApiError::internal(
-        "delete_series is not supported: the Pharos storage has no tombstones",
-    ))
-}
-
-/// `POST /api/v1/admin/tsdb/clean_tombstones`: nothing to clean without tombstones (204, as
-/// Prometheus answers when it has cleaned them).
-async fn admin_clean_tombstones(State(st): State<Shared>) -> Result<HttpResponse, ApiError> {
-    admin_enabled(&st)?;
+    let start = time_param(&p, "start", MIN_TIME)?;
+    let end = time_param(&p, "end", MAX_TIME)?;
+    // As Prometheus: one `match[]` after the other, so those before a bad one are deleted.
+    let sets: Vec<String> = p.all("match[]").into_iter().map(str::to_string).collect();
+    blocking(move || {
+        for m in &sets {
+            let m = matcher_set(m, true)?;
+            admin
+                .delete_series(start, end, &m)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        Ok(())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `POST /api/v1/admin/tsdb/snapshot`: not supported by the storage yet.
-async fn admin_snapshot(State(st): State<Shared>, p: Params) -> Result<HttpResponse, ApiError> {
-    admin_enabled(&st)?;
-    const BOOLS: [&str; 12] = [
-        "1", "t", "T", "true", "TRUE", "True", "0", "f", "F", "false", "FALSE", "False",
-    ];
-    if let Some(v) = p
-        .get("skip_head")
-        .filter(|v| !v.is_empty() && !BOOLS.contains(v))
-    {
-        return Err(ApiError::invalid_param(
-            "skip_head",
-            format!("unable to parse boolean: strconv.ParseBool: parsing {v:?}: invalid syntax"),
-        ));
-    }
-    Err(ApiError::internal(
-        "create snapshot: snapshots are not supported by the Pharos storage",
-    ))
+/// `POST|PUT /api/v1/admin/tsdb/clean_tombstones`: rewrites the data without the deleted
+/// samples; `204 No Content`.
+async fn admin_clean_tombstones(State(st): State<Shared>) -> Result<HttpResponse, ApiError> {
+    let admin = admin_storage(&st)?;
+    blocking(move || {
+        admin
+            .clean_tombstones()
+            .map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `data` of `/api/v1/admin/tsdb/snapshot`.
+#[derive(Debug, Serialize)]
+struct SnapshotData {
+    name: String,
+}
+
+/// A snapshot's directory name as Prometheus makes it: the UTC time as `YYYYMMDDTHHMMSSZ`, a
+/// dash and 16 hex digits of a random non-negative 63-bit number.
+fn snapshot_name(now_ms: i64) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let secs = now_ms.div_euclid(1000);
+    let (y, mo, d) = pharos_model::api::civil_from_days(secs.div_euclid(86_400));
+    let tod = secs.rem_euclid(86_400);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_i64(now_ms);
+    let r = h.finish() >> 1;
+    format!(
+        "{y:04}{mo:02}{d:02}T{:02}{:02}{:02}Z-{r:016x}",
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60
+    )
+}
+
+/// `POST|PUT /api/v1/admin/tsdb/snapshot` (`skip_head`): writes a snapshot to
+/// `<data>/snapshots/<name>` and answers its name.
+async fn admin_snapshot(State(st): State<Shared>, p: Params) -> ApiResult<SnapshotData> {
+    let admin = admin_storage(&st)?;
+    const TRUE: [&str; 6] = ["1", "t", "T", "true", "TRUE", "True"];
+    const FALSE: [&str; 6] = ["0", "f", "F", "false", "FALSE", "False"];
+    let skip_head = match p.get("skip_head").unwrap_or("") {
+        "" => false,
+        v if TRUE.contains(&v) => true,
+        v if FALSE.contains(&v) => false,
+        v => {
+            return Err(ApiError::invalid_param(
+                "skip_head",
+                format!(
+                    "unable to parse boolean: strconv.ParseBool: parsing {v:?}: invalid syntax"
+                ),
+            ));
+        }
+    };
+    let data_dir = std::path::PathBuf::from(
+        st.flags
+            .get("storage.tsdb.path")
+            .map(String::as_str)
+            .unwrap_or("data/"),
+    );
+    let name = snapshot_name(pharos_model::now_ms());
+    let snapdir = data_dir.join("snapshots").join(&name);
+    blocking(move || {
+        std::fs::create_dir_all(&snapdir)
+            .map_err(|e| ApiError::internal(format!("create snapshot directory: {e}")))?;
+        admin
+            .snapshot(&snapdir, skip_head)
+            .map_err(|e| ApiError::internal(format!("create snapshot: {e}")))
+    })
+    .await?;
+    ok(SnapshotData { name })
 }
 
 /// `data` of `/api/v1/status/walreplay`: the WAL segments replayed at start-up.
@@ -1262,7 +1364,7 @@ async fn federate(State(st): State<Shared>, p: Params) -> Result<HttpResponse, A
     };
     let now = pharos_model::now_ms();
     let lookback = st.engine.options().lookback_delta.as_millis() as i64;
-    let text = blocking(move || {
+    let latest = blocking(move || {
         let q = st.queryable.querier(now - lookback, now)?;
         // Keyed by (name, labels) so each family's lines are contiguous.
         let mut latest: BTreeMap<(String, Labels), (i64, f64)> = BTreeMap::new();
@@ -1286,37 +1388,41 @@ async fn federate(State(st): State<Shared>, p: Params) -> Result<HttpResponse, A
                 }
             }
         }
-        let mut families: Vec<pharos_model::expfmt::MetricFamily> = Vec::new();
-        for ((name, labels), (t, v)) in latest {
-            if families.last().is_none_or(|f| f.name != name) {
-                families.push(pharos_model::expfmt::MetricFamily::new(
-                    name.clone(),
-                    "",
-                    pharos_model::expfmt::MetricType::Untyped,
-                ));
-            }
-            if let Some(f) = families.last_mut() {
-                f.samples.push(pharos_model::expfmt::MetricSample {
-                    name,
-                    labels: federated_labels(&labels),
-                    value: v,
-                    timestamp: Some(t),
-                });
-            }
-        }
-        let mut out = String::new();
-        pharos_model::expfmt::write_text(&mut out, &families);
-        Ok(out)
+        Ok(latest)
     })
     .await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
+    // Written one family at a time, streamed when large.
+    let write = move |w: &mut stream::ChunkWriter| {
+        use pharos_model::expfmt::{MetricFamily, MetricSample, MetricType, write_text};
+        let mut text = String::new();
+        let mut family: Option<MetricFamily> = None;
+        for ((name, labels), (t, v)) in latest {
+            if let Some(f) = family.take_if(|f| f.name != name) {
+                write_text(&mut text, std::slice::from_ref(&f));
+                std::io::Write::write_all(w, text.as_bytes())?;
+                text.clear();
+            }
+            let f = family
+                .get_or_insert_with(|| MetricFamily::new(name.clone(), "", MetricType::Untyped));
+            f.samples.push(MetricSample {
+                name,
+                labels: federated_labels(&labels),
+                value: v,
+                timestamp: Some(t),
+            });
+        }
+        if let Some(f) = family {
+            write_text(&mut text, std::slice::from_ref(&f));
+            std::io::Write::write_all(w, text.as_bytes())?;
+        }
+        Ok(())
+    };
+    Ok(
+        stream::respond("text/plain; version=0.0.4; charset=utf-8", write, |e| {
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+        })
+        .await,
     )
-        .into_response())
 }
 
 #[cfg(test)]

@@ -254,6 +254,13 @@ fn start_pharos(dir: &Path, data: &[Series], admin: bool) -> Pharos {
     if admin {
         args.push("--web.enable-admin-api".into());
     }
+    // Prometheus' data is in blocks (promtool): with the admin API, so is Pharos', so that
+    // deleting and cleaning work on the same kind of storage.
+    if admin {
+        let db = pharos_tsdb::Db::open(&tsdb, pharos_tsdb::Options::default()).unwrap();
+        db.flush().unwrap();
+        db.close().unwrap();
+    }
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     Pharos::start(free_port(), &args, &dir.join("pharos.log"))
 }
@@ -360,6 +367,9 @@ enum Norm {
     StatusOnly,
     /// The product name in plain-text answers (`Prometheus Server is Healthy.`).
     Product,
+    /// A snapshot's random name: checked for Prometheus' form `YYYYMMDDTHHMMSSZ-<16 hex>`,
+    /// then replaced by `NAME`.
+    SnapshotName,
 }
 
 /// One request of the golden table.
@@ -1171,6 +1181,26 @@ fn normalise(norm: Norm, body: &str) -> String {
             format!("{}{}", &body[..data], blank_values(&body[data..]))
         }
         Norm::Product => body.replace("Prometheus", "Pharos"),
+        Norm::SnapshotName => {
+            let mut v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+            if let Some(n) = v.pointer_mut("/data/name") {
+                let name = n.as_str().unwrap_or_default();
+                let b = name.as_bytes();
+                let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+                let ok = b.len() == 33
+                    && digits(0..8)
+                    && b[8] == b'T'
+                    && digits(9..15)
+                    && &b[15..17] == b"Z-"
+                    && b[17..]
+                        .iter()
+                        .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+                if ok {
+                    *n = serde_json::json!("NAME");
+                }
+            }
+            v.to_string()
+        }
         Norm::StatusOnly => {
             let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
             serde_json::json!({"status": v["status"], "errorType": v["errorType"]}).to_string()
@@ -1315,12 +1345,49 @@ fn api_matches_prometheus() {
                 assert_eq!(zipped.body, plain.body, "{addr}{path}");
             }
         }
+        // status/flags: each system lists its own flags; those both have, for settings both
+        // servers run with at their defaults, must read the same.
+        let flags = |addr: &str| -> serde_json::Value {
+            let r = http(addr, "GET", "/api/v1/status/flags", None, &[]).unwrap();
+            assert_eq!(r.status, 200, "{addr}");
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(v["status"], "success", "{addr}");
+            assert!(
+                v["data"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .all(|x| x.is_string()),
+                "{addr}: {v}"
+            );
+            v["data"].clone()
+        };
+        let ours = flags(pharos);
+        for key in [
+            "query.lookback-delta",
+            "query.max-concurrency",
+            "query.max-samples",
+            "query.timeout",
+            "storage.tsdb.retention.size",
+            "web.enable-admin-api",
+            "web.enable-remote-write-receiver",
+        ] {
+            assert!(ours[key].is_string(), "pharos lacks flag {key}: {ours}");
+            if let Some(prom) = prom {
+                assert_eq!(ours[key], flags(prom)[key], "flag {key}");
+            }
+        }
+        assert_eq!(
+            ours["web.listen-address"].as_str().unwrap(),
+            pharos,
+            "web.listen-address"
+        );
     });
 }
 
-/// The admin endpoints with `--web.enable-admin-api` on both servers. Deleting series and
-/// snapshots need storage support Pharos does not have (no tombstones): only their parameter
-/// checks are compared, and `clean_tombstones` (nothing to clean).
+/// The admin endpoints with `--web.enable-admin-api` on both servers: the parameter checks,
+/// then deleting series (part of one, all of another), the queries showing the gap, cleaning
+/// the tombstones, the same queries again, and snapshots.
 #[test]
 fn admin_api_matches_prometheus() {
     use Norm::*;
@@ -1375,18 +1442,107 @@ fn admin_api_matches_prometheus() {
             Exact,
         ),
     ];
-    compare("admin_", &reqs, true, |_, pharos| {
-        let r = http(
-            pharos,
-            "POST",
-            "/api/v1/admin/tsdb/delete_series?match[]=up",
-            None,
-            &[],
-        )
-        .unwrap();
-        assert_eq!(r.status, 500, "{}", r.body);
-        assert!(r.body.contains("no tombstones"), "{}", r.body);
-    });
+    let mut reqs = Vec::from(reqs);
+    // What the deletions must change, asked before and after each step.
+    let range = format!(
+        "/api/v1/query_range?query=node_load1&start={}&end={}&step=60",
+        ts(0),
+        ts(SPAN)
+    );
+    let count = format!(
+        "/api/v1/query?query=count_over_time(%7B__name__%3D~%22node_load1%7Chttp_requests_total%22%7D%5B2h%5D)&time={}",
+        ts(SPAN)
+    );
+    let series = "/api/v1/series?match[]=http_requests_total".to_string();
+    let values = "/api/v1/label/code/values".to_string();
+    let checks = |reqs: &mut Vec<Req>, names: [&'static str; 4]| {
+        for (name, path) in names.into_iter().zip([&range, &count, &series, &values]) {
+            reqs.push(req(name, "GET", path, None, Exact));
+        }
+    };
+    checks(
+        &mut reqs,
+        [
+            "before_range",
+            "before_count",
+            "before_series",
+            "before_values",
+        ],
+    );
+    reqs.push(req(
+        "delete_part",
+        "POST",
+        "/api/v1/admin/tsdb/delete_series",
+        Some(&format!(
+            "match[]=node_load1%7Binstance%3D%22a%3A80%22%7D&start={}&end={}",
+            ts(10 * 60_000),
+            ts(20 * 60_000)
+        )),
+        Exact,
+    ));
+    reqs.push(req(
+        "delete_all",
+        "PUT",
+        "/api/v1/admin/tsdb/delete_series?match[]=http_requests_total%7Bcode%3D%22500%22%7D",
+        None,
+        Exact,
+    ));
+    reqs.push(req(
+        "delete_nothing",
+        "POST",
+        "/api/v1/admin/tsdb/delete_series?match[]=nope&match[]=up%7Bjob%3D%22x%22%7D",
+        None,
+        Exact,
+    ));
+    checks(
+        &mut reqs,
+        [
+            "deleted_range",
+            "deleted_count",
+            "deleted_series",
+            "deleted_values",
+        ],
+    );
+    reqs.push(req(
+        "clean_after_delete",
+        "PUT",
+        "/api/v1/admin/tsdb/clean_tombstones",
+        None,
+        Exact,
+    ));
+    checks(
+        &mut reqs,
+        [
+            "cleaned_range",
+            "cleaned_count",
+            "cleaned_series",
+            "cleaned_values",
+        ],
+    );
+    reqs.push(req(
+        "snapshot",
+        "POST",
+        "/api/v1/admin/tsdb/snapshot",
+        None,
+        SnapshotName,
+    ));
+    reqs.push(req(
+        "snapshot_skip_head",
+        "PUT",
+        "/api/v1/admin/tsdb/snapshot",
+        Some("skip_head=true"),
+        SnapshotName,
+    ));
+    // `match[]` after `match[]`: the first is deleted before the second fails to parse.
+    reqs.push(req(
+        "delete_then_bad",
+        "POST",
+        "/api/v1/admin/tsdb/delete_series",
+        Some("match[]=node_load1%7Binstance%3D%22b%3A80%22%7D&match[]=%7B"),
+        Exact,
+    ));
+    reqs.push(req("partial_count", "GET", &count, None, Exact));
+    compare("admin_", &reqs, true, |_, _| {});
 }
 
 /// The requests Grafana's Prometheus data source makes (Grafana 9/10, HTTP method POST, the

@@ -48,6 +48,26 @@ const SAME: &[&str] = &[
     "label_replace(x, \"a\", 1, \"c\", \"d\")",
     "round(x, \"a\")",
     "abs(rate(x[5m]), foo)",
+    // Regular expressions: Go's RE2 syntax rules and texts.
+    "up{a=~\"a**\"}",
+    "up{a=~\"a++\"}",
+    "up{a=~\"x{2}{3}\"}",
+    "up{a=~\"*a\"}",
+    "up{a=~\"a|*\"}",
+    "up{a=~\"a)\"}",
+    "up{a=~\"[a\"}",
+    "up{a=~\"[z-a]\"}",
+    "up{a=~\"[[:foo:]]\"}",
+    "up{a=~\"a{2,1}\"}",
+    "up{a=~\"a{1001}\"}",
+    "up{a!~\"\\\\p{Foo}\"}",
+    "up{a=~\"(?<n>a)\"}",
+    "up{a=~\"(?z)\"}",
+    "up{a=~\"(?P<>a)\"}",
+    "up{a=~\"\\\\8\"}",
+    "up{a=~\"\\\\y\"}",
+    "up{a=~\"\\\\Q\"}",
+    "up{a=~\"[\\\\x{110000}]\"}",
 ];
 
 struct Prometheus(Child);

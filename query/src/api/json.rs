@@ -155,14 +155,16 @@ pub fn write_labels(out: &mut Vec<u8>, l: &Labels) {
     out.push(b'}');
 }
 
-/// Appends the `data` of a query response: `{"resultType":..,"result":..}`.
-pub fn write_query_data(out: &mut Vec<u8>, d: &QueryData) {
+/// Writes the `data` of a query response, `{"resultType":..,"result":..}`, to `w`, one series
+/// at a time (so a streamed body holds at most one series' text beyond its pending chunk).
+pub fn write_query_data<W: io::Write + ?Sized>(w: &mut W, d: &QueryData) -> io::Result<()> {
     let kind = match d {
         QueryData::Vector(_) => "vector",
         QueryData::Matrix(_) => "matrix",
         QueryData::Scalar(_) => "scalar",
         QueryData::String(_) => "string",
     };
+    let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(b"{\"resultType\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"result\":");
@@ -174,10 +176,14 @@ pub fn write_query_data(out: &mut Vec<u8>, d: &QueryData) {
                     out.push(b',');
                 }
                 out.extend_from_slice(b"{\"metric\":");
-                write_labels(out, &s.metric);
+                write_labels(&mut out, &s.metric);
                 out.extend_from_slice(b",\"value\":");
-                write_point(out, s.value.t, s.value.v);
+                write_point(&mut out, s.value.t, s.value.v);
                 out.push(b'}');
+                if out.len() >= 4096 {
+                    w.write_all(&out)?;
+                    out.clear();
+                }
             }
             out.push(b']');
         }
@@ -188,13 +194,17 @@ pub fn write_query_data(out: &mut Vec<u8>, d: &QueryData) {
                     out.push(b',');
                 }
                 out.extend_from_slice(b"{\"metric\":");
-                write_labels(out, &s.metric);
+                write_labels(&mut out, &s.metric);
                 out.extend_from_slice(b",\"values\":[");
                 for (j, p) in s.values.iter().enumerate() {
                     if j > 0 {
                         out.push(b',');
                     }
-                    write_point(out, p.t, p.v);
+                    write_point(&mut out, p.t, p.v);
+                    if out.len() >= 4096 {
+                        w.write_all(&out)?;
+                        out.clear();
+                    }
                 }
                 out.extend_from_slice(b"]}");
             }
@@ -218,11 +228,12 @@ pub fn write_query_data(out: &mut Vec<u8>, d: &QueryData) {
             out.push(b'[');
             out.extend_from_slice(format_go_float(*t as f64 / 1000.0).as_bytes());
             out.push(b',');
-            write_str(out, s);
+            write_str(&mut out, s);
             out.push(b']');
         }
     }
     out.push(b'}');
+    w.write_all(&out)
 }
 
 /// A serde_json formatter that escapes strings and formats floats as Go does.
@@ -269,8 +280,8 @@ impl serde_json::ser::Formatter for GoFormatter {
     }
 }
 
-/// Appends `v` serialized with [`GoFormatter`].
-pub fn write_serde<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> serde_json::Result<()> {
+/// Writes `v` serialized with [`GoFormatter`] to `out`.
+pub fn write_serde<W: io::Write, T: Serialize + ?Sized>(out: W, v: &T) -> serde_json::Result<()> {
     let mut ser = serde_json::Serializer::with_formatter(out, GoFormatter);
     v.serialize(&mut ser)
 }

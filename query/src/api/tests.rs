@@ -58,6 +58,11 @@ async fn serve_with(extra: &[(&str, &str)]) -> SocketAddr {
         db.series
             .push((l, vec![pharos_model::Sample { t: recent, v }]));
     }
+    serve_db(db, extra).await
+}
+
+/// Serves `db` with `extra` flags added to the state.
+async fn serve_db(db: crate::engine::tests::Mem, extra: &[(&str, &str)]) -> SocketAddr {
     let state = ApiState {
         queryable: Arc::new(db),
         engine: Arc::new(Engine::new(EngineOptions::default())),
@@ -75,6 +80,7 @@ async fn serve_with(extra: &[(&str, &str)]) -> SocketAddr {
         start_time_ms: 0,
         rules: None,
         reload: Arc::new(ReloadStatus::new(0)),
+        admin: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -545,4 +551,201 @@ async fn queries_queue_beyond_the_limit() {
         let (status, body) = c.await.unwrap();
         assert_eq!(status, 200, "{body}");
     }
+}
+
+#[test]
+fn snapshot_names_as_prometheus() {
+    // 2023-01-02T03:04:05Z
+    let name = snapshot_name(1_672_628_645_123);
+    assert_eq!(&name[..17], "20230102T030405Z-", "{name}");
+    assert_eq!(name.len(), 33, "{name}");
+    assert!(
+        name[17..]
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+        "{name}"
+    );
+    // Go's rand.Int63: the top bit is never set.
+    assert!(name.as_bytes()[17] <= b'7', "{name}");
+    assert_ne!(name, snapshot_name(1_672_628_645_123));
+}
+
+/// `n` series `big{i="…",pad="…"}` with a sample every minute for two hours up to `end`.
+fn big_db(n: usize, end: i64) -> crate::engine::tests::Mem {
+    let mut db = load(60_000, &[]);
+    for i in 0..n {
+        let l = Labels::from_pairs(&[
+            ("__name__", "big".to_string()),
+            ("i", format!("{i:05}")),
+            ("pad", format!("<{}>&", "x".repeat(300 + i % 200))),
+        ]);
+        let samples = (0..=120)
+            .map(|k| pharos_model::Sample {
+                t: end - (120 - k) * 60_000,
+                v: i as f64 * 0.1 + k as f64 / 7.0,
+            })
+            .collect();
+        db.series.push((l, samples));
+    }
+    db
+}
+
+/// Decodes a chunked transfer-encoded body.
+#[track_caller]
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap(), 16).unwrap();
+        b = &b[eol + 2..];
+        if size == 0 {
+            assert_eq!(b, b"\r\n", "trailer");
+            return out;
+        }
+        out.extend_from_slice(&b[..size]);
+        assert_eq!(&b[size..size + 2], b"\r\n");
+        b = &b[size + 2..];
+    }
+}
+
+/// Gets `path` (with gzip when `gzip`) and checks that the answer is streamed: chunked, without
+/// a content-length, and (decoded) exactly `want`.
+#[track_caller]
+fn check_streamed(got: (u16, String, Vec<u8>), gzip: bool, want: &[u8]) {
+    let (status, head, body) = got;
+    let h = head.to_ascii_lowercase();
+    assert_eq!(status, 200, "{head}");
+    assert!(h.contains("transfer-encoding: chunked"), "{head}");
+    assert!(!h.contains("content-length"), "{head}");
+    assert_eq!(h.contains("content-encoding: gzip"), gzip, "{head}");
+    let mut body = dechunk(&body);
+    if gzip {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+            .unwrap();
+        body = plain;
+    }
+    assert!(body.len() > 2 * stream::CHUNK, "only {} bytes", body.len());
+    assert!(
+        body == want,
+        "streamed body differs from the unstreamed rendering"
+    );
+}
+
+fn get(path: &str, gzip: bool) -> String {
+    let enc = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{enc}\r\n")
+}
+
+#[tokio::test]
+async fn large_answers_stream() {
+    let end = pharos_model::now_ms() / 1000 * 1000 - 30_000;
+    let a = serve_db(big_db(400, end), &[]).await;
+    let db = big_db(400, end);
+
+    // query_range: the envelope around the engine's result, as rendered in one piece.
+    let (start, step) = (end - 7_200_000, 60_000);
+    let expr = parser::parse("big * 2").unwrap();
+    let data = Engine::new(EngineOptions::default())
+        .range(&db, &expr, start, end, step)
+        .unwrap()
+        .into_query_data();
+    let mut want = b"{\"status\":\"success\",\"data\":".to_vec();
+    json::write_query_data(&mut want, &data).unwrap();
+    want.push(b'}');
+    let path = format!(
+        "/api/v1/query_range?query=big%20*%202&start={}&end={}&step=60",
+        start as f64 / 1000.0,
+        end as f64 / 1000.0
+    );
+    for gzip in [false, true] {
+        check_streamed(raw(a, &get(&path, gzip)).await, gzip, &want);
+    }
+
+    // series: as serde renders the whole list.
+    let all: BTreeSet<Labels> = db.series.iter().map(|(l, _)| l.clone()).collect();
+    let all: Vec<Labels> = all.into_iter().collect();
+    let mut want = Vec::new();
+    json::write_serde(&mut want, &Response::success(&all)).unwrap();
+    for gzip in [false, true] {
+        check_streamed(
+            raw(a, &get("/api/v1/series?match[]=big", gzip)).await,
+            gzip,
+            &want,
+        );
+    }
+
+    // /federate: the text format of one family, written at once.
+    let mut fam = pharos_model::expfmt::MetricFamily::new(
+        "big",
+        "",
+        pharos_model::expfmt::MetricType::Untyped,
+    );
+    for l in &all {
+        let last = db
+            .series
+            .iter()
+            .find(|(x, _)| x == l)
+            .unwrap()
+            .1
+            .last()
+            .unwrap();
+        fam.samples.push(pharos_model::expfmt::MetricSample {
+            name: "big".into(),
+            labels: federated_labels(l),
+            value: last.v,
+            timestamp: Some(last.t),
+        });
+    }
+    let mut text = String::new();
+    pharos_model::expfmt::write_text(&mut text, &[fam]);
+    for gzip in [false, true] {
+        check_streamed(
+            raw(a, &get("/federate?match[]=big", gzip)).await,
+            gzip,
+            text.as_bytes(),
+        );
+    }
+
+    // Small answers stay one body with a content-length.
+    let (status, head, body) = raw(a, &get("/api/v1/query?query=count(big)", false)).await;
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
+    assert!(body.starts_with(b"{\"status\":\"success\""));
+
+    // Errors found before the first byte keep their status codes.
+    let path = format!(
+        "/api/v1/query_range?query=big%20%2B%20on()%20big&start={}&end={}&step=60",
+        start / 1000,
+        end / 1000
+    );
+    for gzip in [false, true] {
+        let (status, head, body) = raw(a, &get(&path, gzip)).await;
+        assert_eq!(status, 422, "{head}");
+        assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
+        let body = if gzip {
+            let mut plain = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+                .unwrap();
+            plain
+        } else {
+            body
+        };
+        let j: Json = serde_json::from_slice(&body).unwrap();
+        assert_eq!(j["errorType"], "execution", "{j}");
+    }
+    let (status, _, _) = raw(
+        a,
+        &get("/api/v1/query_range?query=big&start=0&end=1&step=0", false),
+    )
+    .await;
+    assert_eq!(status, 400);
 }

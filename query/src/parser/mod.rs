@@ -10,6 +10,7 @@
 //! ```
 
 mod lexer;
+mod re2;
 
 use std::fmt;
 
@@ -750,6 +751,12 @@ impl Parser<'_> {
                     ));
                 }
                 let shown = value.clone();
+                if matches!(op, MatchOp::Re | MatchOp::NotRe) {
+                    // Go's syntax rules and texts first (Prometheus compiles with Go's RE2).
+                    re2::check(&value).map_err(|e| {
+                        ParseError::new(lt.start, format!("error parsing regexp: {e}"))
+                    })?;
+                }
                 let m = Matcher::new(op, lname, value).map_err(|e| {
                     ParseError::new(
                         lt.start,

@@ -301,10 +301,10 @@ fn errors() {
         "metric name must not be set twice",
     );
     check_err(r#"x{a=~"("}"#, "error parsing regexp");
-    // Not Prometheus' words (Go's regexp), but one line.
+    // Go's words, as Prometheus answers (see `parser::re2`).
     check_err(
         r#"x{a=~"[b-a]"}"#,
-        "1:3: parse error: error parsing regexp: invalid character class range, the start must be <= the end",
+        "1:3: parse error: error parsing regexp: invalid character class range: `b-a`",
     );
     check_err(
         "x{a=1}",
