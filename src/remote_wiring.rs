@@ -1,7 +1,9 @@
-//! remote_write in the server: the sender's tee between the appenders and storage, the
-//! `POST /api/v1/write` receiver (with `--web.enable-remote-write-receiver`), reloads, shutdown
-//! flush and the `prometheus_remote_storage_*` / `pharos_remote_write_*` metrics.
+//! remote_write in the server: the sender's queues fed from the storage's WAL (positions kept
+//! under `<storage.tsdb.path>/remote_write/`), the `POST /api/v1/write` receiver (with
+//! `--web.enable-remote-write-receiver`), reloads, shutdown flush and the
+//! `prometheus_remote_storage_*` / `pharos_remote_write_*` metrics.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
@@ -10,7 +12,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use pharos_collector::remote::{Receiver, RemoteWrite};
+use pharos_collector::remote::{
+    Receiver, RemoteWrite, WalEntry, WalPosition, WalReader, WalSource,
+};
 use pharos_model::expfmt::MetricFamily;
 use pharos_model::storage::Appendable;
 
@@ -25,14 +29,18 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// Starts the `remote_write` queues of `cfg` and, if `receive`, the receiver. Must run inside
-    /// the tokio runtime.
+    /// Starts the `remote_write` queues of `cfg`, reading the WAL of the storage in `data_dir`,
+    /// and, if `receive`, the receiver. Must run inside the tokio runtime.
     pub fn start(
         storage: Arc<dyn Appendable>,
+        data_dir: &Path,
         cfg: &Config,
         receive: bool,
     ) -> anyhow::Result<Self> {
-        let sender = RemoteWrite::new();
+        let source = Arc::new(TsdbWal {
+            dir: data_dir.join(pharos_tsdb::files::WAL_DIR),
+        });
+        let sender = RemoteWrite::with_wal(source, data_dir.join("remote_write"));
         sender
             .apply(&cfg.global, &cfg.remote_write)
             .map_err(|e| anyhow::anyhow!("cannot start remote_write: {e}"))?;
@@ -108,5 +116,58 @@ async fn write(State(r): State<Arc<Receiver>>, body: Bytes) -> Response {
             format!("write task failed: {e}\n"),
         )
             .into_response(),
+    }
+}
+
+/// The storage's WAL as the sender's [`WalSource`].
+struct TsdbWal {
+    dir: PathBuf,
+}
+
+fn to_tsdb(p: WalPosition) -> pharos_tsdb::wal_watch::Position {
+    pharos_tsdb::wal_watch::Position {
+        segment: p.segment,
+        offset: p.offset,
+    }
+}
+
+impl WalSource for TsdbWal {
+    fn end(&self) -> Result<WalPosition, String> {
+        let p = pharos_tsdb::wal_watch::Position::end_of(&self.dir).map_err(|e| e.to_string())?;
+        Ok(WalPosition {
+            segment: p.segment,
+            offset: p.offset,
+        })
+    }
+
+    fn reader(&self, from: WalPosition) -> Box<dyn WalReader> {
+        Box::new(TsdbWalReader(pharos_tsdb::wal_watch::Watcher::new(
+            &self.dir,
+            to_tsdb(from),
+        )))
+    }
+}
+
+struct TsdbWalReader(pharos_tsdb::wal_watch::Watcher);
+
+impl WalReader for TsdbWalReader {
+    fn poll(&mut self, f: &mut dyn FnMut(WalEntry, WalPosition)) -> Result<bool, String> {
+        use pharos_tsdb::wal::Record;
+        self.0
+            .poll(&mut |rec, end| {
+                let end = WalPosition {
+                    segment: end.segment,
+                    offset: end.offset,
+                };
+                let entry = match rec {
+                    Record::Series(s) => WalEntry::Series(s),
+                    Record::Samples(s) => {
+                        WalEntry::Samples(s.into_iter().map(|s| (s.series, s.t, s.v)).collect())
+                    }
+                    Record::Truncation(_) => WalEntry::Other,
+                };
+                f(entry, end);
+            })
+            .map_err(|e| e.to_string())
     }
 }

@@ -108,6 +108,102 @@ struct CacheEntry {
     track_staleness: bool,
 }
 
+/// The series cache: entries in slots, an index by key, and the slot each line of the last text
+/// body used, so that a line usually finds its entry by position with one comparison of its
+/// series text, without hashing.
+#[derive(Debug, Default)]
+struct Entries {
+    index: HashMap<Vec<u8>, u32, FxBuild>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Slot of each line (0-based) of the last text body, `u32::MAX` if none; a hint only.
+    order: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    key: Vec<u8>,
+    /// `None` while the slot is free.
+    entry: Option<CacheEntry>,
+}
+
+impl Entries {
+    /// The slot of `key`, trying the one line `line` had last time first.
+    #[inline]
+    fn find(&mut self, line: usize, key: &[u8]) -> Option<u32> {
+        if let Some(&i) = self.order.get(line)
+            && let Some(s) = self.slots.get(i as usize)
+            && s.entry.is_some()
+            && s.key == key
+        {
+            return Some(i);
+        }
+        let i = *self.index.get(key)?;
+        self.note(line, i);
+        Some(i)
+    }
+
+    /// Remembers slot `i` as the one of line `line`.
+    #[inline]
+    fn note(&mut self, line: usize, i: u32) {
+        if self.order.len() <= line {
+            self.order.resize(line + 1, u32::MAX);
+        }
+        self.order[line] = i;
+    }
+
+    #[inline]
+    fn get_mut(&mut self, i: u32) -> Option<&mut CacheEntry> {
+        self.slots.get_mut(i as usize)?.entry.as_mut()
+    }
+
+    fn insert(&mut self, key: &[u8], e: CacheEntry) -> u32 {
+        let i = match self.free.pop() {
+            Some(i) => {
+                if let Some(s) = self.slots.get_mut(i as usize) {
+                    s.key.clear();
+                    s.key.extend_from_slice(key);
+                    s.entry = Some(e);
+                }
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    key: key.to_vec(),
+                    entry: Some(e),
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(key.to_vec(), i);
+        i
+    }
+
+    /// Keeps the entries for which `keep` is true.
+    fn retain(&mut self, mut keep: impl FnMut(&mut CacheEntry) -> bool) {
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if let Some(e) = &mut s.entry
+                && !keep(e)
+            {
+                s.entry = None;
+                self.index.remove(s.key.as_slice());
+                self.free.push(i as u32);
+            }
+        }
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut CacheEntry> {
+        self.slots.iter_mut().filter_map(|s| s.entry.as_mut())
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.order.clear();
+    }
+}
+
 /// Names of the synthetic series, in the order of [`Report`]'s values.
 const REPORT_NAMES: [&str; 5] = [
     "up",
@@ -129,9 +225,10 @@ pub(crate) struct Report {
 
 /// State kept from one scrape to the next; moved into a blocking task for each append.
 pub(crate) struct Cache {
-    /// Keyed by the series' raw identity: name and label pairs joined by 0xFE/0xFF bytes, which
-    /// never occur in UTF-8.
-    entries: HashMap<Vec<u8>, CacheEntry>,
+    /// Keyed by the series part of a text-format line as written (name and label set), else by
+    /// name and label pairs joined by 0xFF/0xFE bytes (see [`structured_key`]). As in Prometheus,
+    /// one series written two ways gets two entries with the same labels.
+    entries: Entries,
     /// Number of the current attempt.
     iter: u64,
     /// Attempt whose series are live (the last successful scrape), if any.
@@ -151,7 +248,7 @@ impl Cache {
             b.build()
         });
         Self {
-            entries: HashMap::new(),
+            entries: Entries::default(),
             iter: 0,
             live: None,
             report_labels,
@@ -289,8 +386,30 @@ impl Sink<'_> {
             post_relabel: 0,
             added: 0,
         };
-        let iter = cache.iter;
         let mut key = std::mem::take(&mut cache.key);
+        let r = match format {
+            Format::Text => self.append_text(cache, app, body, t, &mut key, &mut stats),
+            Format::OpenMetrics => {
+                self.append_parsed(cache, app, body, format, t, &mut key, &mut stats)
+            }
+        };
+        cache.key = key;
+        r.map(|()| stats)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// Any format, through the full parser: every line is parsed into name and label pairs.
+    fn append_parsed(
+        &self,
+        cache: &mut Cache,
+        app: &mut dyn Appender,
+        body: &str,
+        format: Format,
+        t: i64,
+        key: &mut Vec<u8>,
+        stats: &mut BodyStats,
+    ) -> Result<(), String> {
+        let iter = cache.iter;
         for entry in Parser::new(body, format) {
             let Entry::Sample {
                 name,
@@ -301,79 +420,169 @@ impl Sink<'_> {
             else {
                 continue;
             };
-            stats.scraped += 1;
-            key.clear();
-            key.extend_from_slice(name.as_bytes());
-            for (k, v) in &labels {
-                key.push(0xFF);
-                key.extend_from_slice(k.as_bytes());
-                key.push(0xFE);
-                key.extend_from_slice(v.as_bytes());
-            }
-            let ts = match timestamp {
-                Some(ts) if self.opts.honor_timestamps => ts,
-                _ => t,
+            structured_key(key, name, &labels);
+            let e = self.lookup(cache, key, None, name, &labels, stats)?;
+            self.put(e, iter, app, value, timestamp, t, stats)?;
+        }
+        Ok(())
+    }
+
+    /// The text format with a fast path: a sample line whose series part (name and label set, as
+    /// written) is in the cache has only its value and timestamp parsed; every other line goes
+    /// through the full parser, one line at a time (the text format has no state across lines).
+    fn append_text(
+        &self,
+        cache: &mut Cache,
+        app: &mut dyn Appender,
+        body: &str,
+        t: i64,
+        key: &mut Vec<u8>,
+        stats: &mut BodyStats,
+    ) -> Result<(), String> {
+        let iter = cache.iter;
+        let mut lineno = 0usize;
+        for raw in body.split_terminator('\n') {
+            lineno += 1;
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            let series = match line.as_bytes().first() {
+                None => continue,
+                Some(b'#' | b' ' | b'\t') => None,
+                Some(_) => series_end(line.as_bytes()).map(|n| &line[..n]),
             };
-            let e = match cache.entries.get_mut(key.as_slice()) {
-                Some(e) => e,
-                None => {
-                    let raw = sample_labels(name, &labels, self.target, self.opts.honor_labels);
-                    let lset = relabel::process(&raw, &self.opts.metric_relabel);
-                    if lset.as_ref().is_some_and(|l| l.metric_name().is_none()) {
-                        return Err(format!(
-                            "missing metric name ({METRIC_NAME} label) after relabeling {raw}"
-                        ));
-                    }
-                    if let Some(l) = &lset {
-                        if let Err(e) = self.opts.check_label_limits(l) {
-                            cache.key = key;
-                            return Err(e);
-                        }
-                        stats.added += 1;
-                    }
-                    cache.entries.entry(key.clone()).or_insert(CacheEntry {
-                        labels: lset,
-                        sref: None,
-                        last: 0,
-                        prev: 0,
-                        track_staleness: true,
-                    })
-                }
-            };
-            if e.last != iter {
-                e.prev = e.last;
-                e.last = iter;
+            if let Some(s) = series
+                && let Some(i) = cache.entries.find(lineno - 1, s.as_bytes())
+                && let Some((value, timestamp)) = fast_value_ts(&line[s.len()..])
+                && let Some(e) = cache.entries.get_mut(i)
+            {
+                self.put(e, iter, app, value, timestamp, t, stats)?;
+                continue;
             }
-            e.track_staleness = timestamp.is_none() || !self.opts.honor_timestamps;
-            let Some(lset) = &e.labels else {
+            let entry = match Parser::new(line, Format::Text).next() {
+                None => continue,
+                Some(Ok(e)) => e,
+                Some(Err(e)) => return Err(format!("line {lineno}: {}", e.message)),
+            };
+            let Entry::Sample {
+                name,
+                labels,
+                value,
+                timestamp,
+            } = entry
+            else {
                 continue;
             };
-            stats.post_relabel += 1;
-            if self.opts.sample_limit > 0 && stats.post_relabel > self.opts.sample_limit {
-                self.counters
-                    .sample_limit_exceeded
-                    .fetch_add(1, Ordering::Relaxed);
-                cache.key = key;
-                return Err(format!(
-                    "sample limit exceeded: more than {} samples",
-                    self.opts.sample_limit
-                ));
-            }
-            match app.append(e.sref, lset, ts, value) {
-                Ok(r) => {
-                    e.sref = Some(r);
-                    stats.appended += 1;
+            match series {
+                Some(s) => {
+                    key.clear();
+                    key.extend_from_slice(s.as_bytes());
                 }
-                Err(err) => {
-                    if !self.count_rejection(&err) {
-                        cache.key = key;
-                        return Err(format!("appending {lset}: {err}"));
-                    }
+                None => structured_key(key, name, &labels),
+            }
+            let e = self.lookup(cache, key, Some(lineno - 1), name, &labels, stats)?;
+            self.put(e, iter, app, value, timestamp, t, stats)?;
+        }
+        Ok(())
+    }
+
+    /// The cache entry of `key`, created (labels, relabeling, limits) if missing; remembered as
+    /// the entry of line `line` (0-based) for the next scrape, if given.
+    fn lookup<'c>(
+        &self,
+        cache: &'c mut Cache,
+        key: &[u8],
+        line: Option<usize>,
+        name: &str,
+        labels: &[(&str, std::borrow::Cow<'_, str>)],
+        stats: &mut BodyStats,
+    ) -> Result<&'c mut CacheEntry, String> {
+        let found = cache.entries.index.get(key).copied();
+        let i = if let Some(i) = found {
+            i
+        } else {
+            let raw = sample_labels(name, labels, self.target, self.opts.honor_labels);
+            let lset = if self.opts.metric_relabel.is_empty() {
+                Some(raw)
+            } else {
+                let l = relabel::process(&raw, &self.opts.metric_relabel);
+                if l.as_ref().is_some_and(|l| l.metric_name().is_none()) {
+                    return Err(format!(
+                        "missing metric name ({METRIC_NAME} label) after relabeling {raw}"
+                    ));
+                }
+                l
+            };
+            if let Some(l) = &lset {
+                self.opts.check_label_limits(l)?;
+                stats.added += 1;
+            }
+            cache.entries.insert(
+                key,
+                CacheEntry {
+                    labels: lset,
+                    sref: None,
+                    last: 0,
+                    prev: 0,
+                    track_staleness: true,
+                },
+            )
+        };
+        if let Some(line) = line {
+            cache.entries.note(line, i);
+        }
+        cache
+            .entries
+            .get_mut(i)
+            .ok_or_else(|| "internal error: series cache entry vanished".to_string())
+    }
+
+    /// Appends one scraped sample of a cached series.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn put(
+        &self,
+        e: &mut CacheEntry,
+        iter: u64,
+        app: &mut dyn Appender,
+        value: f64,
+        timestamp: Option<i64>,
+        t: i64,
+        stats: &mut BodyStats,
+    ) -> Result<(), String> {
+        stats.scraped += 1;
+        let ts = match timestamp {
+            Some(ts) if self.opts.honor_timestamps => ts,
+            _ => t,
+        };
+        if e.last != iter {
+            e.prev = e.last;
+            e.last = iter;
+        }
+        e.track_staleness = timestamp.is_none() || !self.opts.honor_timestamps;
+        let Some(lset) = &e.labels else {
+            return Ok(());
+        };
+        stats.post_relabel += 1;
+        if self.opts.sample_limit > 0 && stats.post_relabel > self.opts.sample_limit {
+            self.counters
+                .sample_limit_exceeded
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(format!(
+                "sample limit exceeded: more than {} samples",
+                self.opts.sample_limit
+            ));
+        }
+        match app.append(e.sref, lset, ts, value) {
+            Ok(r) => {
+                e.sref = Some(r);
+                stats.appended += 1;
+            }
+            Err(err) => {
+                if !self.count_rejection(&err) {
+                    return Err(format!("appending {lset}: {err}"));
                 }
             }
         }
-        cache.key = key;
-        Ok(stats)
+        Ok(())
     }
 
     /// Counts a per-sample rejection; false if `err` is not one.
@@ -394,7 +603,7 @@ impl Sink<'_> {
         let iter = cache.iter;
         let live = cache.live;
         let mut vanished = 0usize;
-        cache.entries.retain(|_, e| {
+        cache.entries.retain(|e| {
             if e.last == iter {
                 return true;
             }
@@ -474,6 +683,131 @@ impl Sink<'_> {
         }
     }
 }
+
+/// The cache key of a parsed series: name and label pairs joined by 0xFF/0xFE bytes, which never
+/// occur in UTF-8 (so it differs from every raw series key that has labels).
+fn structured_key(key: &mut Vec<u8>, name: &str, labels: &[(&str, std::borrow::Cow<'_, str>)]) {
+    key.clear();
+    key.extend_from_slice(name.as_bytes());
+    for (k, v) in labels {
+        key.push(0xFF);
+        key.extend_from_slice(k.as_bytes());
+        key.push(0xFE);
+        key.extend_from_slice(v.as_bytes());
+    }
+}
+
+/// Whether `c` may occur in a metric name (`[a-zA-Z0-9_:]`).
+#[inline]
+fn is_name_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
+}
+
+/// The length of the series part of a text-format sample line (the name and, if present, the
+/// label set up to its closing brace, quotes and escapes respected), or `None` if the line does not
+/// have the plain shape `name[{...}]` followed by a blank, for the full parser to judge.
+fn series_end(b: &[u8]) -> Option<usize> {
+    let mut i = b.iter().position(|&c| !is_name_byte(c))?;
+    match b[i] {
+        b' ' | b'\t' => {
+            // `name {...}` is valid but rare; leave it to the parser.
+            let next = b[i..].iter().find(|&&c| c != b' ' && c != b'\t');
+            (next != Some(&b'{')).then_some(i)
+        }
+        b'{' => {
+            let mut quoted = false;
+            i += 1;
+            while let Some(&c) = b.get(i) {
+                match (quoted, c) {
+                    (true, b'\\') => i += 1,
+                    (true, b'"') | (false, b'"') => quoted = !quoted,
+                    (false, b'}') => return Some(i + 1),
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Value and optional millisecond timestamp after the series part of a text-format line, for the
+/// plain shapes only (decimal floats, integer timestamps); `None` sends the line to the parser.
+fn fast_value_ts(rest: &str) -> Option<(f64, Option<i64>)> {
+    const BLANKS: [char; 2] = [' ', '\t'];
+    let rest = rest.trim_start_matches(BLANKS);
+    let (v, rest) = rest.split_at(rest.find(BLANKS).unwrap_or(rest.len()));
+    if v.is_empty()
+        || !v
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return None;
+    }
+    let value = v.parse::<f64>().ok()?;
+    let rest = rest.trim_start_matches(BLANKS);
+    if rest.is_empty() {
+        return Some((value, None));
+    }
+    let (ts, tail) = rest.split_at(rest.find(BLANKS).unwrap_or(rest.len()));
+    if !tail.trim_start_matches(BLANKS).is_empty()
+        || !ts.bytes().all(|c| c.is_ascii_digit() || c == b'-')
+    {
+        return None;
+    }
+    Some((value, Some(ts.parse::<i64>().ok()?)))
+}
+
+/// An FxHash-style hasher (multiply-rotate over 8-byte words) for the series cache: keys are
+/// scraped series text, so a fast non-keyed hash is enough (a target can only slow its own cache).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl FxHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    #[inline]
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rem = chunks.remainder();
+        if !rem.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rem.len()].copy_from_slice(rem);
+            self.mix(u64::from_le_bytes(w) ^ ((rem.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    /// With a final avalanche (as in MurmurHash3's `fmix64`): hashbrown takes buckets from the
+    /// low bits, which the multiply alone leaves depending on the low input bits only.
+    #[inline]
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
+    }
+}
+
+/// Builds [`FxHasher`]s.
+pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 
 /// The labels of a scraped sample combined with the target's: on conflict the target wins and the
 /// scraped label is renamed `exported_<name>` (repeatedly, until free), unless `honor_labels`, in
@@ -785,6 +1119,148 @@ mod tests {
             false,
             r#"m{exported_job="t", instance="i:1", job="j"}"#,
         );
+    }
+
+    #[track_caller]
+    fn check_series_end(line: &str, want: Option<&str>) {
+        assert_eq!(
+            series_end(line.as_bytes()).map(|n| &line[..n]),
+            want,
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn series_part_of_a_line() {
+        check_series_end("a 1", Some("a"));
+        check_series_end("a:b_c9\t1", Some("a:b_c9"));
+        check_series_end(r#"a{b="c"} 1"#, Some(r#"a{b="c"}"#));
+        check_series_end(r#"a{b="c"}1"#, Some(r#"a{b="c"}"#));
+        check_series_end(r#"a{b="}\"{,",c="d"} 1"#, Some(r#"a{b="}\"{,",c="d"}"#));
+        check_series_end(r#"a{b="\\"} 1"#, Some(r#"a{b="\\"}"#));
+        // Shapes left to the full parser.
+        check_series_end(r#"a {b="c"} 1"#, None);
+        check_series_end("a-1 2", None);
+        check_series_end("a", None);
+        check_series_end(r#"a{b="c 1"#, None);
+        check_series_end("ä 1", None);
+    }
+
+    #[track_caller]
+    fn check_value(rest: &str, want: Option<(f64, Option<i64>)>) {
+        assert_eq!(fast_value_ts(rest), want, "{rest:?}");
+    }
+
+    #[test]
+    fn fast_values_and_timestamps() {
+        check_value(" 1", Some((1.0, None)));
+        check_value("\t-2.5e3  \t", Some((-2500.0, None)));
+        check_value(" +.5 -17", Some((0.5, Some(-17))));
+        check_value("1 1700000000000 ", Some((1.0, Some(1_700_000_000_000))));
+        // Left to the parser (which accepts or rejects them with its message).
+        check_value(" NaN", None);
+        check_value(" +Inf", None);
+        check_value(" ", None);
+        check_value(" 1 2 3", None);
+        check_value(" 1 2.5", None);
+        check_value(" 1-", None);
+        check_value(" 1 --2", None);
+    }
+
+    /// Records what is appended, as `labels t v` lines.
+    #[derive(Default)]
+    struct Rec(Arc<std::sync::Mutex<Vec<String>>>);
+    struct RecApp(Arc<std::sync::Mutex<Vec<String>>>, Vec<String>);
+
+    impl Appendable for Rec {
+        fn appender(&self) -> Box<dyn Appender> {
+            Box::new(RecApp(self.0.clone(), Vec::new()))
+        }
+    }
+
+    impl Appender for RecApp {
+        fn append(
+            &mut self,
+            r: Option<SeriesRef>,
+            l: &Labels,
+            t: i64,
+            v: f64,
+        ) -> pharos_model::storage::Result<SeriesRef> {
+            self.1.push(format!("{l} {t} {v}"));
+            Ok(r.unwrap_or(SeriesRef(1)))
+        }
+        fn commit(self: Box<Self>) -> pharos_model::storage::Result<()> {
+            let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            g.clear();
+            g.extend(self.1);
+            Ok(())
+        }
+        fn rollback(self: Box<Self>) -> pharos_model::storage::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What the full parser makes of `body` (no relabeling, timestamps honored).
+    fn expected(body: &str, target: &Labels, t: i64) -> Vec<String> {
+        pharos_model::expfmt::parse(body, Format::Text)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Sample {
+                    name,
+                    labels,
+                    value,
+                    timestamp,
+                } => Some(format!(
+                    "{} {} {value}",
+                    sample_labels(name, &labels, target, false),
+                    timestamp.unwrap_or(t)
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fast_path_appends_what_the_parser_reads() {
+        let target = Labels::from_pairs(&[("job", "j"), ("instance", "i:1")]);
+        let body = "# HELP a Help.\n# TYPE a counter\na 1\n\n  b{x=\"1\"}  2 1000\r\n\
+            c{x=\"}\\\"{\",y=\"\\\\\"} 3\nd {x=\"1\"} 4\ne NaN\nf{} +Inf\ng-1 5\nh 6 -7\n# EOF\n";
+        let rec = Rec::default();
+        let mut bt = BenchTarget::new(&[("job", "j"), ("instance", "i:1")]);
+        let changed = body.replace(" 2 1000", " 9");
+        // The same lines in another order: position hints miss, the index finds them.
+        let mut lines: Vec<&str> = body.lines().collect();
+        lines.reverse();
+        let reordered = lines.join("\n");
+        for (t, body) in [(10, body), (20, body), (30, &changed), (40, &reordered)] {
+            assert_eq!(bt.scrape(&rec, body.to_string(), t), None);
+            let got = rec.0.lock().unwrap().clone();
+            let mut want = expected(body, &target, t);
+            let n = want.len() as f64;
+            let added = if t == 10 { n } else { 0.0 };
+            for (name, v) in REPORT_NAMES.iter().zip([1.0, 0.1, n, n, added]) {
+                want.push(format!(r#"{name}{{instance="i:1", job="j"}} {t} {v}"#));
+            }
+            assert_eq!(got, want, "scrape at {t}");
+        }
+    }
+
+    #[test]
+    fn fast_path_errors_name_the_line() {
+        let mut bt = BenchTarget::new(&[("job", "j")]);
+        let rec = Rec::default();
+        assert_eq!(bt.scrape(&rec, "a 1\nb{x=\"y\"} 2\n".into(), 1), None);
+        for bad in [
+            "a 1\nb{x=\"y\"} zz\n",
+            "a 1\nb{x=\"y\"} 2 3 4\n",
+            "a 1\n\nb{x=\"y\"}\n",
+        ] {
+            let want = pharos_model::expfmt::parse(bad, Format::Text)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(bt.scrape(&rec, bad.into(), 2), Some(want));
+        }
     }
 
     #[test]

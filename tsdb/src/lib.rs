@@ -41,6 +41,7 @@ mod iter;
 mod mmap;
 mod varint;
 pub mod wal;
+pub mod wal_watch;
 
 pub use db::{Db, Options, Stats};
 pub use error::{Error, Result};

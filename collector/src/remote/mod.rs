@@ -2,8 +2,11 @@
 //!
 //! - [`proto`]: the wire format (protobuf `WriteRequest` + snappy block).
 //! - [`Receiver`]: `POST /api/v1/write` bodies appended through an `Appendable`.
-//! - [`RemoteWrite`]: the sender. [`RemoteWrite::tee`] wraps the storage's `Appendable` so every
-//!   committed sample is also queued for each `remote_write` entry; per entry, shards batch the
+//! - [`RemoteWrite`]: the sender. Built with [`RemoteWrite::with_wal`] (as the server does), each
+//!   `remote_write` entry reads the storage's WAL through a [`WalSource`] from its saved position
+//!   and saves the position the remote end acknowledged ([`wal_feed`]): nothing is lost across
+//!   restarts. Built with [`RemoteWrite::new`], [`RemoteWrite::tee`] wraps the storage's
+//!   `Appendable` so every committed sample is also queued in memory. Per entry, shards batch the
 //!   samples, send them with retries and backoff, and keep `prometheus_remote_storage_*` counters.
 //!
 //! ```no_run
@@ -21,6 +24,7 @@
 pub mod proto;
 mod receiver;
 mod sender;
+pub mod wal_feed;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use receiver::{Receiver, status_of};
 pub use sender::RemoteWrite;
+pub use wal_feed::{WalEntry, WalPosition, WalReader, WalSource};
 
 use crate::auth::{Authorization, BasicAuth, HttpClientConfig, TlsConfig};
 use crate::config::Duration;

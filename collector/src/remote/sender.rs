@@ -24,6 +24,11 @@ use pharos_model::{Label, Labels, SeriesRef};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use std::path::PathBuf;
+
+use super::wal_feed::{
+    Acks, WalEntry, WalPosition, WalReader, WalSource, load_position, save_position,
+};
 use super::{RemoteWriteConfig, proto, validate_all};
 use crate::config::GlobalConfig;
 use crate::relabel;
@@ -65,11 +70,14 @@ struct Queue {
     config: RemoteWriteConfig,
     external: Vec<Label>,
     cache: RwLock<HashMap<SeriesRef, Cached>>,
-    shards: Vec<mpsc::UnboundedSender<Vec<Item>>>,
+    shards: Vec<mpsc::UnboundedSender<(Vec<Item>, u64)>>,
     limit: usize,
     metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
     joins: Mutex<Vec<JoinHandle<()>>>,
+    /// In WAL mode: the thread reading the WAL, and the acknowledged positions.
+    feeder: Mutex<Option<std::thread::JoinHandle<()>>>,
+    acks: Option<Arc<Acks>>,
 }
 
 impl Queue {
@@ -83,12 +91,7 @@ impl Queue {
                 return c.out.clone();
             }
         }
-        let out = self.outgoing(labels).map(|l| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            l.hash(&mut h);
-            let shard = (h.finish() % self.shards.len().max(1) as u64) as usize;
-            (Arc::new(l), shard)
-        });
+        let out = self.route(labels);
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MAX_CACHED_SERIES {
             cache.clear();
@@ -101,6 +104,16 @@ impl Queue {
             },
         );
         out
+    }
+
+    /// The outgoing labels and shard of a series, or `None` if relabeling drops it (uncached).
+    fn route(&self, labels: &Labels) -> Option<(Arc<Labels>, usize)> {
+        self.outgoing(labels).map(|l| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            l.hash(&mut h);
+            let shard = (h.finish() % self.shards.len().max(1) as u64) as usize;
+            (Arc::new(l), shard)
+        })
     }
 
     /// External labels (where the series lacks them), then `write_relabel_configs`.
@@ -146,7 +159,7 @@ impl Queue {
                 continue;
             }
             let len = v.len();
-            if tx.send(v).is_err() {
+            if tx.send((v, 0)).is_err() {
                 // The shard has stopped (queue being replaced or shut down).
                 self.metrics
                     .samples_pending
@@ -165,17 +178,22 @@ struct Shipper {
     config: RemoteWriteConfig,
     client: reqwest::Client,
     metrics: Arc<Metrics>,
+    /// In WAL mode: where acknowledged records are reported.
+    acks: Option<Arc<Acks>>,
+    /// The WAL record number of each run of samples in the buffer, oldest first, with the
+    /// run's length (WAL mode only).
+    marks: std::collections::VecDeque<(u64, usize)>,
 }
 
 impl Shipper {
     /// Drains the shard's channel until told to stop, then sends what is left.
     async fn run(
-        self,
-        mut rx: mpsc::UnboundedReceiver<Vec<Item>>,
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<(Vec<Item>, u64)>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let q = &self.config.queue_config;
-        let max = q.max_samples_per_send;
+        let max = self.config.queue_config.max_samples_per_send;
+        let batch_deadline = self.config.queue_config.batch_send_deadline.std();
         let mut buf: Vec<Item> = Vec::new();
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut scratch = Vec::new();
@@ -188,16 +206,18 @@ impl Shipper {
             };
             tokio::select! {
                 m = rx.recv() => match m {
-                    Some(items) => {
+                    Some((items, seq)) => {
+                        self.mark(seq, items.len());
                         buf.extend(items);
                         while buf.len() >= max {
                             let batch: Vec<Item> = buf.drain(..max).collect();
                             self.send(&batch, &mut scratch).await;
+                            self.acknowledge(batch.len());
                         }
                         if buf.is_empty() {
                             deadline = None;
                         } else if deadline.is_none() {
-                            deadline = Some(tokio::time::Instant::now() + q.batch_send_deadline.std());
+                            deadline = Some(tokio::time::Instant::now() + batch_deadline);
                         }
                     }
                     None => break,
@@ -205,6 +225,7 @@ impl Shipper {
                 _ = sleep => {
                     let batch = std::mem::take(&mut buf);
                     self.send(&batch, &mut scratch).await;
+                    self.acknowledge(batch.len());
                     deadline = None;
                 }
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
@@ -212,11 +233,38 @@ impl Shipper {
         }
         // Flush: everything already handed to this shard.
         rx.close();
-        while let Some(items) = rx.recv().await {
+        while let Some((items, seq)) = rx.recv().await {
+            self.mark(seq, items.len());
             buf.extend(items);
         }
         for batch in buf.chunks(max.max(1)) {
             self.send(batch, &mut scratch).await;
+            self.acknowledge(batch.len());
+        }
+    }
+
+    /// Notes that the next `n` buffered samples belong to WAL record `seq`.
+    fn mark(&mut self, seq: u64, n: usize) {
+        if self.acks.is_some() && n > 0 {
+            self.marks.push_back((seq, n));
+        }
+    }
+
+    /// The oldest `n` buffered samples are sent (or refused for good): reports the WAL records
+    /// this shard is done with.
+    fn acknowledge(&mut self, mut n: usize) {
+        let Some(acks) = &self.acks else { return };
+        while n > 0 {
+            let Some(front) = self.marks.front_mut() else {
+                break;
+            };
+            let take = front.1.min(n);
+            front.1 -= take;
+            n -= take;
+            if front.1 == 0 {
+                acks.done(front.0);
+                self.marks.pop_front();
+            }
         }
     }
 
@@ -402,7 +450,9 @@ pub struct RemoteWrite {
     queues: RwLock<Arc<Vec<Arc<Queue>>>>,
     /// Queues replaced by `apply` and still flushing.
     retired: Mutex<Vec<Arc<Queue>>>,
-    highest_appended_ms: AtomicI64,
+    highest_appended_ms: Arc<AtomicI64>,
+    /// WAL mode: where the queues read samples, and the directory of their saved positions.
+    wal: Option<(Arc<dyn WalSource>, PathBuf)>,
 }
 
 impl std::fmt::Debug for RemoteWrite {
@@ -414,12 +464,28 @@ impl std::fmt::Debug for RemoteWrite {
 }
 
 impl RemoteWrite {
-    /// A sender with no queues (the tee then costs nothing).
+    /// A sender with no queues, fed by [`RemoteWrite::tee`] (the tee costs nothing while there
+    /// are no queues). Samples queued when the process stops are lost: see
+    /// [`RemoteWrite::with_wal`].
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             queues: RwLock::new(Arc::new(Vec::new())),
             retired: Mutex::new(Vec::new()),
-            highest_appended_ms: AtomicI64::new(i64::MIN),
+            highest_appended_ms: Arc::new(AtomicI64::new(i64::MIN)),
+            wal: None,
+        })
+    }
+
+    /// A sender whose queues read the storage's WAL through `source` (see
+    /// [`super::wal_feed`]) and keep their acknowledged positions under `state_dir`
+    /// (`<state_dir>/<queue>/position`): nothing is lost across restarts, and a full queue waits
+    /// instead of dropping. [`RemoteWrite::tee`] then returns the storage unchanged.
+    pub fn with_wal(source: Arc<dyn WalSource>, state_dir: PathBuf) -> Arc<Self> {
+        Arc::new(Self {
+            queues: RwLock::new(Arc::new(Vec::new())),
+            retired: Mutex::new(Vec::new()),
+            highest_appended_ms: Arc::new(AtomicI64::new(i64::MIN)),
+            wal: Some((source, state_dir)),
         })
     }
 
@@ -457,7 +523,14 @@ impl RemoteWrite {
                 next.push(q.clone());
                 continue;
             }
-            match start_queue(&rt, name, c.clone(), external.clone()) {
+            match start_queue(
+                &rt,
+                name,
+                c.clone(),
+                external.clone(),
+                self.wal.as_ref(),
+                &self.highest_appended_ms,
+            ) {
                 Ok(q) => next.push(q),
                 Err(e) => {
                     // Unusable TLS files: stop what this call started, keep the old queues.
@@ -489,7 +562,11 @@ impl RemoteWrite {
     }
 
     /// Wraps `inner` so committed samples are also queued for every remote-write queue.
+    /// In WAL mode, returns `inner` itself (the queues read the WAL).
     pub fn tee(self: &Arc<Self>, inner: Arc<dyn Appendable>) -> Arc<dyn Appendable> {
+        if self.wal.is_some() {
+            return inner;
+        }
         Arc::new(Tee {
             inner,
             rw: self.clone(),
@@ -516,6 +593,11 @@ impl RemoteWrite {
         let until = tokio::time::Instant::now() + deadline;
         for q in queues {
             let _ = q.stop.send(true);
+            // The feeder first, so the shards get everything it read.
+            let feeder = q.feeder.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(f) = feeder {
+                let _ = tokio::task::spawn_blocking(move || f.join()).await;
+            }
             let joins = std::mem::take(&mut *q.joins.lock().unwrap_or_else(|e| e.into_inner()));
             for mut j in joins {
                 if tokio::time::timeout_at(until, &mut j).await.is_err() {
@@ -523,7 +605,12 @@ impl RemoteWrite {
                 }
             }
             let left = q.metrics.samples_pending.swap(0, Ordering::Relaxed);
-            if left > 0 {
+            if let Some(acks) = &q.acks {
+                acks.save();
+                if left > 0 {
+                    tracing::warn!(queue = %q.name, unsent = left, position = %acks.acknowledged(), "remote write flush deadline passed; the unsent samples stay in the WAL and are sent after the restart");
+                }
+            } else if left > 0 {
                 q.metrics
                     .samples_dropped
                     .fetch_add(left as u64, Ordering::Relaxed);
@@ -645,7 +732,41 @@ fn start_queue(
     name: String,
     config: RemoteWriteConfig,
     external: Vec<Label>,
+    wal: Option<&(Arc<dyn WalSource>, PathBuf)>,
+    highest_appended: &Arc<AtomicI64>,
 ) -> Result<Arc<Queue>> {
+    // WAL mode: where to resume (saved now if new, so a crash before the first send resumes
+    // here too).
+    let start = match wal {
+        Some((source, dir)) => {
+            let path = dir.join(state_dir_name(&name)).join("position");
+            let pos = match load_position(&path) {
+                Ok(Some(p)) => {
+                    tracing::info!(queue = %name, position = %p, "remote write resumes from its saved WAL position");
+                    p
+                }
+                Err(e) => {
+                    // Sending everything the WAL holds again beats losing samples.
+                    tracing::warn!(queue = %name, "{e}; sending from the oldest record in the WAL");
+                    let p = WalPosition::default();
+                    save_position(&path, p, true)?;
+                    p
+                }
+                Ok(None) => {
+                    let p = source.end().map_err(|e| Error::Io {
+                        context: format!(
+                            "finding the end of the WAL for remote write queue {name}"
+                        ),
+                        source: std::io::Error::other(e),
+                    })?;
+                    save_position(&path, p, true)?;
+                    p
+                }
+            };
+            Some((source.clone(), Arc::new(Acks::new(path, pos)), pos))
+        }
+        None => None,
+    };
     let mut b = crate::tls::client_builder(config.tls_config.as_ref())?
         .user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")));
     if !config.follow_redirects {
@@ -667,6 +788,8 @@ fn start_queue(
             config: config.clone(),
             client: client.clone(),
             metrics: metrics.clone(),
+            acks: start.as_ref().map(|s| s.1.clone()),
+            marks: std::collections::VecDeque::new(),
         };
         joins.push(rt.spawn(shipper.run(rx, stop_rx.clone())));
         shards.push(tx);
@@ -677,7 +800,7 @@ fn start_queue(
         .capacity
         .saturating_mul(n)
         .saturating_mul(4);
-    Ok(Arc::new(Queue {
+    let q = Arc::new(Queue {
         name,
         config,
         external,
@@ -687,7 +810,136 @@ fn start_queue(
         metrics,
         stop,
         joins: Mutex::new(joins),
-    }))
+        feeder: Mutex::new(None),
+        acks: start.as_ref().map(|s| s.1.clone()),
+    });
+    if let Some((source, acks, pos)) = start {
+        let reader = source.reader(pos);
+        let feeder = Feeder {
+            queue: q.clone(),
+            acks,
+            stop: stop_rx,
+            highest: highest_appended.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("remote-write-{}", q.name))
+            .spawn(move || feeder.run(reader, pos))
+            .map_err(|e| Error::Io {
+                context: format!(
+                    "starting the WAL reader thread of remote write queue {}",
+                    q.name
+                ),
+                source: e,
+            })?;
+        *q.feeder.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+    }
+    Ok(q)
+}
+
+/// The directory name of a queue's state: its name if that is a plain word, else a hash of it.
+fn state_dir_name(name: &str) -> String {
+    if !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return name.to_string();
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// How long the feeder sleeps at the end of the WAL or while the queue is full.
+const FEED_IDLE: StdDuration = StdDuration::from_millis(50);
+
+/// The thread reading the WAL for one queue (WAL mode).
+struct Feeder {
+    queue: Arc<Queue>,
+    acks: Arc<Acks>,
+    stop: watch::Receiver<bool>,
+    highest: Arc<AtomicI64>,
+}
+
+impl Feeder {
+    fn run(self, mut reader: Box<dyn WalReader>, start: WalPosition) {
+        let q = &self.queue;
+        // Outgoing labels and shard by storage ref (`None`: dropped by relabeling).
+        let mut series: HashMap<u64, Option<(Arc<Labels>, usize)>> = HashMap::new();
+        let mut prev = start;
+        let mut seq = 0u64;
+        let mut per: Vec<Vec<Item>> = vec![Vec::new(); q.shards.len()];
+        while !*self.stop.borrow() {
+            self.acks.update();
+            if q.metrics.samples_pending.load(Ordering::Relaxed) >= q.limit {
+                std::thread::sleep(FEED_IDLE);
+                continue;
+            }
+            let polled = reader.poll(&mut |entry, end| {
+                seq += 1;
+                let mut sent = 0;
+                match entry {
+                    WalEntry::Series(list) => {
+                        for (r, labels) in list {
+                            series.insert(r, q.route(&labels));
+                        }
+                    }
+                    WalEntry::Samples(samples) => {
+                        let mut dropped = 0u64;
+                        let mut highest = i64::MIN;
+                        for (r, t, v) in samples {
+                            highest = highest.max(t);
+                            match series.get(&r) {
+                                Some(Some((l, shard))) => {
+                                    if let Some(p) = per.get_mut(*shard) {
+                                        p.push((l.clone(), t, v));
+                                    }
+                                }
+                                Some(None) => dropped += 1,
+                                None => {
+                                    dropped += 1;
+                                    tracing::debug!(queue = %q.name, series = r, "WAL sample of an unknown series");
+                                }
+                            }
+                        }
+                        self.highest.fetch_max(highest, Ordering::Relaxed);
+                        if dropped > 0 {
+                            q.metrics.samples_dropped.fetch_add(dropped, Ordering::Relaxed);
+                        }
+                        sent = per.iter().filter(|p| !p.is_empty()).count();
+                    }
+                    WalEntry::Other => {}
+                }
+                // Registered before the shards can acknowledge it.
+                self.acks.fed(seq, prev, end, sent);
+                prev = end;
+                for (tx, p) in q.shards.iter().zip(per.iter_mut()) {
+                    if p.is_empty() {
+                        continue;
+                    }
+                    let v = std::mem::take(p);
+                    let n = v.len();
+                    q.metrics.samples_pending.fetch_add(n, Ordering::Relaxed);
+                    if tx.send((v, seq)).is_err() {
+                        // The shard stopped: this record stays unacknowledged (sent after restart).
+                        q.metrics.samples_pending.fetch_sub(n, Ordering::Relaxed);
+                    }
+                }
+            });
+            match polled {
+                Ok(true) => {}
+                Ok(false) => std::thread::sleep(FEED_IDLE),
+                Err(e) => {
+                    tracing::warn!(queue = %q.name, "reading the WAL for remote write: {e}");
+                    std::thread::sleep(FEED_IDLE * 20);
+                }
+            }
+        }
+    }
 }
 
 /// The `Appendable` returned by [`RemoteWrite::tee`].

@@ -142,52 +142,101 @@ fn expect<'a, O>(
     }
 }
 
+/// Bytes of blanks (spaces or tabs) at the start of `i`. A byte loop: nom's `take_while` on
+/// `&str` decodes characters, which costs more than the whole rest of a short line.
+#[inline]
+fn blank_len(i: &str) -> usize {
+    i.as_bytes()
+        .iter()
+        .take_while(|&&c| c == b' ' || c == b'\t')
+        .count()
+}
+
 /// Spaces or tabs, at least one.
 fn blanks1(i: &str) -> PResult<'_, &str> {
-    nom::bytes::complete::take_while1(|c| c == ' ' || c == '\t').parse(i)
+    match blank_len(i) {
+        0 => Err(nom::Err::Error(Expected {
+            input: i,
+            what: "valid syntax",
+        })),
+        n => Ok((&i[n..], &i[..n])),
+    }
 }
 
 /// Spaces or tabs, possibly none.
-fn blanks0(i: &str) -> PResult<'_, &str> {
-    nom::bytes::complete::take_while(|c| c == ' ' || c == '\t').parse(i)
-}
-
-/// A run of non-blank characters (a value or timestamp token).
-fn token(i: &str) -> PResult<'_, &str> {
-    nom::bytes::complete::take_while1(|c| c != ' ' && c != '\t').parse(i)
-}
-
-/// Splits `i` after the longest prefix whose first byte satisfies `first` and the rest `rest`.
 #[inline]
-fn ident(i: &str, first: fn(u8) -> bool, rest: fn(u8) -> bool) -> Option<(&str, &str)> {
+fn blanks0(i: &str) -> PResult<'_, &str> {
+    let n = blank_len(i);
+    Ok((&i[n..], &i[..n]))
+}
+
+/// Skips spaces and tabs.
+#[inline]
+fn skip_blanks(i: &str) -> &str {
+    &i[blank_len(i)..]
+}
+
+/// A run of non-blank characters (a value or timestamp token); `None` if empty.
+#[inline]
+fn token(i: &str) -> Option<(&str, &str)> {
     let b = i.as_bytes();
-    if !b.first().is_some_and(|&c| first(c)) {
+    let n = b
+        .iter()
+        .position(|&c| c == b' ' || c == b'\t')
+        .unwrap_or(b.len());
+    // Blanks are ASCII, so `n` is a char boundary.
+    (n > 0).then(|| (&i[n..], &i[..n]))
+}
+
+/// Byte classes of names, one lookup per byte: bit 0 `[a-zA-Z_]`, bit 1 `[0-9]`, bit 2 `:`.
+const NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphabetic() || b == b'_' {
+            t[c] = 1;
+        } else if b.is_ascii_digit() {
+            t[c] = 2;
+        } else if b == b':' {
+            t[c] = 4;
+        }
+        c += 1;
+    }
+    t
+};
+
+/// Splits `i` after the longest prefix whose first byte has a class in `first` and the others
+/// a class in `rest` (masks of [`NAME_CLASS`] bits).
+#[inline]
+fn ident(i: &str, first: u8, rest: u8) -> Option<(&str, &str)> {
+    let b = i.as_bytes();
+    if b.first()
+        .is_none_or(|&c| NAME_CLASS[c as usize] & first == 0)
+    {
         return None;
     }
-    let n = 1 + b[1..].iter().take_while(|&&c| rest(c)).count();
+    let n = 1 + b[1..]
+        .iter()
+        .take_while(|&&c| NAME_CLASS[c as usize] & rest != 0)
+        .count();
     // Only ASCII bytes were consumed, so `n` is a char boundary.
     Some((&i[n..], &i[..n]))
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
+#[inline]
 fn metric_name(i: &str) -> PResult<'_, &str> {
-    match ident(
-        i,
-        |c| c.is_ascii_alphabetic() || c == b'_' || c == b':',
-        |c| c.is_ascii_alphanumeric() || c == b'_' || c == b':',
-    ) {
+    match ident(i, 1 | 4, 1 | 2 | 4) {
         Some(r) => Ok(r),
         None => fail(i, "metric name"),
     }
 }
 
 /// `[a-zA-Z_][a-zA-Z0-9_]*`
+#[inline]
 fn label_name(i: &str) -> PResult<'_, &str> {
-    match ident(
-        i,
-        |c| c.is_ascii_alphabetic() || c == b'_',
-        |c| c.is_ascii_alphanumeric() || c == b'_',
-    ) {
+    match ident(i, 1, 1 | 2) {
         Some(r) => Ok(r),
         None => fail(i, "label name"),
     }
@@ -249,16 +298,14 @@ fn quoted(i: &str) -> PResult<'_, Cow<'_, str>> {
 }
 
 /// One `name="value"` pair, blanks allowed around `=`.
+#[inline]
 fn label_pair(i: &str) -> PResult<'_, (&str, Cow<'_, str>)> {
     let (i, name) = label_name(i)?;
-    let (i, _) = blanks0(i)?;
-    let (i, _) = expect(
-        "'=' after the label name",
-        nom::character::complete::char('='),
-    )
-    .parse(i)?;
-    let (i, _) = blanks0(i)?;
-    let (i, value) = quoted(i)?;
+    let i = skip_blanks(i);
+    let Some(i) = i.strip_prefix('=') else {
+        return fail(i, "'=' after the label name");
+    };
+    let (i, value) = quoted(skip_blanks(i))?;
     Ok((i, (name, value)))
 }
 
@@ -267,15 +314,15 @@ fn label_set(i: &str) -> PResult<'_, Vec<(&str, Cow<'_, str>)>> {
     let Some(mut i) = i.strip_prefix('{') else {
         return fail(i, "'{'");
     };
-    let mut labels = Vec::new();
+    let mut labels = Vec::with_capacity(4);
     loop {
-        i = blanks0(i)?.0;
+        i = skip_blanks(i);
         if let Some(rest) = i.strip_prefix('}') {
             return Ok((rest, labels));
         }
         let (rest, pair) = label_pair(i)?;
         labels.push(pair);
-        i = blanks0(rest)?.0;
+        i = skip_blanks(rest);
         if let Some(rest) = i.strip_prefix(',') {
             i = rest;
         } else if !i.starts_with('}') {
@@ -285,41 +332,142 @@ fn label_set(i: &str) -> PResult<'_, Vec<(&str, Cow<'_, str>)>> {
 }
 
 /// A float: digits, `NaN`, `+Inf`, `-Inf`, `Inf` (case-insensitive, as Go's `ParseFloat`).
+#[inline]
 fn value(i: &str) -> PResult<'_, f64> {
-    expect(
-        "value (a float, NaN, +Inf or -Inf)",
-        nom::combinator::map_res(token, parse_float),
-    )
-    .parse(i)
+    match token(i) {
+        Some((rest, t)) => match parse_float(t) {
+            Ok(v) => Ok((rest, v)),
+            Err(_) => fail(i, "value (a float, NaN, +Inf or -Inf)"),
+        },
+        None => fail(i, "value (a float, NaN, +Inf or -Inf)"),
+    }
+}
+
+/// Exact powers of ten as `f64` (10^22 is the largest one that is).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Decimal floats of the common shapes (`-12`, `0.25`, `1.5e+06`) with at most 15 significant
+/// digits and a decimal exponent within ±22: the digits form an exact integer below 2^53 and the
+/// power of ten is exact, so one multiplication or division rounds correctly (Clinger's fast
+/// path), as the full algorithm would. Anything else is `None`.
+#[inline]
+fn fast_float(b: &[u8]) -> Option<f64> {
+    let (neg, mut k) = match b.first()? {
+        b'-' => (true, 1),
+        b'+' => (false, 1),
+        _ => (false, 0),
+    };
+    let mut mant: u64 = 0;
+    let mut digits = 0usize;
+    while let Some(&c) = b.get(k)
+        && c.is_ascii_digit()
+    {
+        mant = mant.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        digits += 1;
+        k += 1;
+    }
+    let mut exp: i64 = 0;
+    if b.get(k) == Some(&b'.') {
+        k += 1;
+        let from = k;
+        while let Some(&c) = b.get(k)
+            && c.is_ascii_digit()
+        {
+            mant = mant.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            k += 1;
+        }
+        digits += k - from;
+        exp -= (k - from) as i64;
+    }
+    if digits == 0 || digits > 15 {
+        return None;
+    }
+    if let Some(b'e' | b'E') = b.get(k) {
+        k += 1;
+        let eneg = match b.get(k) {
+            Some(b'-') => {
+                k += 1;
+                true
+            }
+            Some(b'+') => {
+                k += 1;
+                false
+            }
+            _ => false,
+        };
+        let from = k;
+        let mut e: i64 = 0;
+        while let Some(&c) = b.get(k)
+            && c.is_ascii_digit()
+        {
+            e = e * 10 + i64::from(c - b'0');
+            k += 1;
+            if k - from > 4 {
+                return None;
+            }
+        }
+        if k == from {
+            return None;
+        }
+        exp += if eneg { -e } else { e };
+    }
+    if k != b.len() {
+        return None;
+    }
+    let m = mant as f64;
+    let v = if exp >= 0 {
+        m * *POW10.get(usize::try_from(exp).ok()?)?
+    } else {
+        m / *POW10.get(usize::try_from(-exp).ok()?)?
+    };
+    Some(if neg { -v } else { v })
 }
 
 fn parse_float(s: &str) -> Result<f64, std::num::ParseFloatError> {
-    // Fast path for the common case of a plain integer.
-    let b = s.as_bytes();
-    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
-        return Ok(b
-            .iter()
-            .fold(0u64, |acc, &c| acc * 10 + u64::from(c - b'0')) as f64);
+    match fast_float(s.as_bytes()) {
+        Some(v) => Ok(v),
+        None => s.parse::<f64>(),
     }
-    s.parse::<f64>()
+}
+
+/// An integer of at most 18 digits with an optional `-`, else what `str::parse` says.
+#[inline]
+fn parse_i64(s: &str) -> Result<i64, std::num::ParseIntError> {
+    let b = s.as_bytes();
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return s.parse::<i64>();
+    }
+    let n = digits
+        .iter()
+        .fold(0i64, |acc, &c| acc * 10 + i64::from(c - b'0'));
+    Ok(if neg { -n } else { n })
 }
 
 /// Text format timestamp: integer milliseconds.
+#[inline]
 fn timestamp_ms(i: &str) -> PResult<'_, i64> {
-    expect(
-        "timestamp (integer milliseconds)",
-        nom::combinator::map_res(token, str::parse::<i64>),
-    )
-    .parse(i)
+    match token(i) {
+        Some((rest, t)) => match parse_i64(t) {
+            Ok(v) => Ok((rest, v)),
+            Err(_) => fail(i, "timestamp (integer milliseconds)"),
+        },
+        None => fail(i, "timestamp (integer milliseconds)"),
+    }
 }
 
 /// OpenMetrics timestamp: float seconds, returned in milliseconds (rounded).
 fn timestamp_seconds(i: &str) -> PResult<'_, i64> {
-    let (rest, secs) = expect(
-        "timestamp (seconds)",
-        nom::combinator::map_res(token, str::parse::<f64>),
-    )
-    .parse(i)?;
+    let Some((rest, secs)) = token(i).and_then(|(rest, t)| Some((rest, parse_float(t).ok()?)))
+    else {
+        return fail(i, "timestamp (seconds)");
+    };
     let ms = secs * 1000.0;
     if !ms.is_finite() || ms.abs() >= 9.2e18 {
         return fail(i, "timestamp (finite seconds)");
@@ -349,10 +497,10 @@ fn exemplar(i: &str) -> PResult<'_, ()> {
 /// A whole sample line: `name[{labels}] value [timestamp] [# exemplar]`.
 fn sample_line(i: &str, format: Format) -> PResult<'_, Entry<'_>> {
     let (i, name) = metric_name(i)?;
-    let (i, _) = blanks0(i)?;
+    let i = skip_blanks(i);
     let (i, labels) = if i.starts_with('{') {
         let (i, l) = label_set(i)?;
-        (blanks0(i)?.0, l)
+        (skip_blanks(i), l)
     } else {
         (i, Vec::new())
     };
@@ -360,7 +508,7 @@ fn sample_line(i: &str, format: Format) -> PResult<'_, Entry<'_>> {
         return fail(i, "value (a float, NaN, +Inf or -Inf)");
     }
     let (i, value) = value(i)?;
-    let (mut i, _) = blanks0(i)?;
+    let mut i = skip_blanks(i);
     let mut timestamp = None;
     let exemplar_next = format == Format::OpenMetrics && i.starts_with('#');
     if !i.is_empty() && !exemplar_next {
@@ -369,7 +517,7 @@ fn sample_line(i: &str, format: Format) -> PResult<'_, Entry<'_>> {
             Format::OpenMetrics => timestamp_seconds(i)?,
         };
         timestamp = Some(t);
-        i = blanks0(rest)?.0;
+        i = skip_blanks(rest);
     }
     if format == Format::OpenMetrics && i.starts_with('#') {
         i = exemplar(i)?.0;
@@ -593,6 +741,78 @@ pub fn parse(input: &str, format: Format) -> Result<Vec<Entry<'_>>, ParseError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[track_caller]
+    fn check_float(s: &str, fast: bool) {
+        let want = s.parse::<f64>().ok();
+        assert_eq!(fast_float(s.as_bytes()).is_some(), fast, "{s}");
+        assert_eq!(
+            parse_float(s).ok().map(f64::to_bits),
+            want.map(f64::to_bits),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn floats_parse_like_std() {
+        for (s, fast) in [
+            ("0", true),
+            ("-0", true),
+            ("+7", true),
+            ("1.5e+06", true),
+            ("1.23456e-7", true),
+            (".5", true),
+            ("5.", true),
+            ("123456789012345", true),
+            ("1234567890123456", false),
+            ("1e22", true),
+            ("1e23", false),
+            ("1e-22", true),
+            ("1e-23", false),
+            ("0.1", true),
+            ("1e", false),
+            ("1e+", false),
+            (".", false),
+            ("-", false),
+            ("1.2.3", false),
+            ("NaN", false),
+            ("+Inf", false),
+            ("-inf", false),
+            ("1x", false),
+            ("1e99999", false),
+        ] {
+            check_float(s, fast);
+        }
+        // Seeded random decimals of every shape the fast path takes.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200_000 {
+            let digits = 1 + next() % 15;
+            let mant = next() % 10u64.pow(digits as u32);
+            let point = next() % (digits + 1);
+            let text = format!("{mant:0width$}", width = digits as usize);
+            let (a, b) = text.split_at(point as usize);
+            let e = (next() % 61) as i64 - 30;
+            let sign = ["", "-", "+"][(next() % 3) as usize];
+            let s = match next() % 3 {
+                0 => format!("{sign}{a}.{b}"),
+                1 => format!("{sign}{a}.{b}e{e}"),
+                _ => format!("{sign}{text}E{e:+}"),
+            };
+            let want = s.parse::<f64>().map(f64::to_bits).ok();
+            assert_eq!(parse_float(&s).ok().map(f64::to_bits), want, "{s}");
+        }
+        assert_eq!(parse_i64("-1395066363000"), Ok(-1_395_066_363_000));
+        assert_eq!(parse_i64("9223372036854775807"), Ok(i64::MAX));
+        assert!(parse_i64("9223372036854775808").is_err());
+        assert!(parse_i64("-").is_err());
+        assert!(parse_i64("1.5").is_err());
+    }
 
     fn s<'a>(
         name: &'a str,
