@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 mod parser;
 
-pub use parser::{Entry, Format, ParseError, Parser, parse};
+pub use parser::{Entry, Format, LabelPair, Labels, ParseError, Parser, parse};
 
 /// Content type of the Prometheus text format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -49,6 +49,9 @@ impl Format {
 }
 
 /// One parsed line of interest.
+// Samples are by far the most common entry; boxing their inline labels would bring back the
+// allocation per line that `Labels` avoids.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry<'a> {
     /// `# HELP name text` (text unescaped).
@@ -77,12 +80,131 @@ pub enum Entry<'a> {
         /// Metric name.
         name: &'a str,
         /// Label pairs (values unescaped), in input order.
-        labels: Vec<(&'a str, Cow<'a, str>)>,
+        labels: Labels<'a>,
         /// Value.
         value: f64,
         /// Timestamp in ms, if given.
         timestamp: Option<i64>,
     },
+}
+
+/// One label pair of a sample line: name, and value (unescaped; borrowed unless it had escapes).
+pub type LabelPair<'a> = (&'a str, Cow<'a, str>);
+
+/// Pairs [`Labels`] holds without allocating.
+const INLINE_LABELS: usize = 6;
+
+/// The label pairs of a sample line: up to six inline (no allocation per line), more on the
+/// heap. Dereferences to a slice of [`LabelPair`]s and iterates like a `Vec`.
+#[derive(Clone)]
+pub struct Labels<'a> {
+    /// Pairs in `inline[..len]`; 0 once they moved to `spill`.
+    len: usize,
+    inline: [LabelPair<'a>; INLINE_LABELS],
+    /// All pairs once there are more than fit inline; empty before.
+    spill: Vec<LabelPair<'a>>,
+}
+
+impl<'a> Labels<'a> {
+    /// No labels.
+    #[inline]
+    pub fn new() -> Self {
+        Self {
+            len: 0,
+            inline: std::array::from_fn(|_| ("", Cow::Borrowed(""))),
+            spill: Vec::new(),
+        }
+    }
+
+    /// Appends a pair.
+    #[inline(always)]
+    pub fn push(&mut self, pair: LabelPair<'a>) {
+        if self.spill.is_empty()
+            && let Some(slot) = self.inline.get_mut(self.len)
+        {
+            *slot = pair;
+            self.len += 1;
+        } else {
+            self.push_spilled(pair);
+        }
+    }
+
+    /// [`Labels::push`] past the inline capacity: moves the inline pairs to the heap first.
+    #[cold]
+    #[inline(never)]
+    fn push_spilled(&mut self, pair: LabelPair<'a>) {
+        if self.spill.is_empty() {
+            self.spill.reserve(INLINE_LABELS * 2);
+            for slot in &mut self.inline[..self.len] {
+                self.spill
+                    .push(std::mem::replace(slot, ("", Cow::Borrowed(""))));
+            }
+            self.len = 0;
+        }
+        self.spill.push(pair);
+    }
+}
+
+impl Default for Labels<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> std::ops::Deref for Labels<'a> {
+    type Target = [LabelPair<'a>];
+
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        if self.len == 0 {
+            &self.spill
+        } else {
+            &self.inline[..self.len]
+        }
+    }
+}
+
+impl PartialEq for Labels<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Labels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> FromIterator<LabelPair<'a>> for Labels<'a> {
+    fn from_iter<I: IntoIterator<Item = LabelPair<'a>>>(iter: I) -> Self {
+        let mut l = Labels::new();
+        for p in iter {
+            l.push(p);
+        }
+        l
+    }
+}
+
+impl<'a> IntoIterator for Labels<'a> {
+    type Item = LabelPair<'a>;
+    type IntoIter = std::iter::Chain<
+        std::iter::Take<std::array::IntoIter<LabelPair<'a>, INLINE_LABELS>>,
+        std::vec::IntoIter<LabelPair<'a>>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.inline.into_iter().take(self.len).chain(self.spill)
+    }
+}
+
+impl<'a, 'b> IntoIterator for &'b Labels<'a> {
+    type Item = &'b LabelPair<'a>;
+    type IntoIter = std::slice::Iter<'b, LabelPair<'a>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 /// A parse error with the 1-based line number.
@@ -268,6 +390,39 @@ fn unescape(s: &str, quote: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `0x01` in every byte of a word.
+const LO: u64 = 0x0101_0101_0101_0101;
+/// `0x80` in every byte of a word.
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Marks (high bit) the bytes of `x` equal to `byte`. A byte may be marked falsely only above a
+/// truly equal one, so the lowest mark is always exact.
+#[inline(always)]
+fn eq_mask(x: u64, byte: u8) -> u64 {
+    let y = x ^ (LO * u64::from(byte));
+    y.wrapping_sub(LO) & !y & HI
+}
+
+/// Index of the first `"`, `\\` or `\n` in `b` at or after `from`, eight bytes at a time (SWAR).
+#[inline]
+fn find_quote_end(b: &[u8], from: usize) -> Option<usize> {
+    let mut k = from;
+    while let Some(chunk) = b.get(k..k + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let m = eq_mask(x, b'"') | eq_mask(x, b'\\') | eq_mask(x, b'\n');
+        if m != 0 {
+            return Some(k + (m.trailing_zeros() / 8) as usize);
+        }
+        k += 8;
+    }
+    b.get(k..)?
+        .iter()
+        .position(|&c| matches!(c, b'"' | b'\\' | b'\n'))
+        .map(|n| k + n)
+}
+
 /// A double-quoted label value with escapes; borrowed unless it contains a backslash.
 fn quoted(i: &str) -> PResult<'_, Cow<'_, str>> {
     let Some(body) = i.strip_prefix('"') else {
@@ -276,7 +431,8 @@ fn quoted(i: &str) -> PResult<'_, Cow<'_, str>> {
     let b = body.as_bytes();
     let mut k = 0;
     let mut escaped = false;
-    while k < b.len() {
+    while let Some(at) = find_quote_end(b, k) {
+        k = at;
         match b[k] {
             b'"' => {
                 let raw = &body[..k];
@@ -291,6 +447,7 @@ fn quoted(i: &str) -> PResult<'_, Cow<'_, str>> {
                 escaped = true;
                 k += 2;
             }
+            // A newline cannot occur inside a line; skip it like any other byte.
             _ => k += 1,
         }
     }
@@ -310,11 +467,11 @@ fn label_pair(i: &str) -> PResult<'_, (&str, Cow<'_, str>)> {
 }
 
 /// `{` pairs separated by `,` (a trailing comma allowed) `}`.
-fn label_set(i: &str) -> PResult<'_, Vec<(&str, Cow<'_, str>)>> {
+fn label_set(i: &str) -> PResult<'_, Labels<'_>> {
     let Some(mut i) = i.strip_prefix('{') else {
         return fail(i, "'{'");
     };
-    let mut labels = Vec::with_capacity(4);
+    let mut labels = Labels::new();
     loop {
         i = skip_blanks(i);
         if let Some(rest) = i.strip_prefix('}') {
@@ -502,7 +659,7 @@ fn sample_line(i: &str, format: Format) -> PResult<'_, Entry<'_>> {
         let (i, l) = label_set(i)?;
         (skip_blanks(i), l)
     } else {
-        (i, Vec::new())
+        (i, Labels::new())
     };
     if i.is_empty() {
         return fail(i, "value (a float, NaN, +Inf or -Inf)");
@@ -536,7 +693,104 @@ fn sample_line(i: &str, format: Format) -> PResult<'_, Entry<'_>> {
     ))
 }
 
+/// The common sample line shape in one pass over the body, without looking for the line end
+/// first: `name{l="v",...} value[ timestamp]` followed by `\n` or the end of the body, single
+/// spaces, label values without escapes, a value [`fast_float`] takes and an integer timestamp
+/// (text format only). Returns the entry and the bytes consumed (with the `\n`), or `None` for
+/// any other line, which the general path then parses (and reports errors for) as usual, with
+/// the same result for the lines accepted here.
+#[inline]
+fn fast_sample(rest: &str, format: Format) -> Option<(Entry<'_>, usize)> {
+    let b = rest.as_bytes();
+    let (after, name) = ident(rest, 1 | 4, 1 | 2 | 4)?;
+    let mut k = name.len();
+    let mut labels = Labels::new();
+    if b.get(k) == Some(&b'{') {
+        k += 1;
+        loop {
+            if b.get(k) == Some(&b'}') {
+                k += 1;
+                break;
+            }
+            let (_, lname) = ident(rest.get(k..)?, 1, 1 | 2)?;
+            k += lname.len();
+            if b.get(k..k + 2)? != b"=\"" {
+                return None;
+            }
+            k += 2;
+            let end = find_quote_end(b, k)?;
+            if b[end] != b'"' {
+                return None;
+            }
+            // `k` follows an ASCII quote and `end` is an ASCII quote: both are char boundaries.
+            labels.push((lname, Cow::Borrowed(rest.get(k..end)?)));
+            k = end + 1;
+            match b.get(k) {
+                Some(b',') => k += 1,
+                Some(b'}') => {}
+                _ => return None,
+            }
+        }
+    } else if after.is_empty() {
+        return None;
+    }
+    if b.get(k) != Some(&b' ') {
+        return None;
+    }
+    k += 1;
+    let from = k;
+    while let Some(&c) = b.get(k)
+        && c != b' '
+        && c != b'\n'
+    {
+        k += 1;
+    }
+    let value = fast_float(&b[from..k])?;
+    let mut timestamp = None;
+    if b.get(k) == Some(&b' ') {
+        if format != Format::Text {
+            return None;
+        }
+        k += 1;
+        let neg = b.get(k) == Some(&b'-');
+        if neg {
+            k += 1;
+        }
+        let from = k;
+        let mut t: i64 = 0;
+        while let Some(&c) = b.get(k)
+            && c.is_ascii_digit()
+        {
+            if k - from == 18 {
+                // 19 digits may overflow: the general path decides.
+                return None;
+            }
+            t = t * 10 + i64::from(c - b'0');
+            k += 1;
+        }
+        if k == from {
+            return None;
+        }
+        timestamp = Some(if neg { -t } else { t });
+    }
+    let consumed = match b.get(k) {
+        None => k,
+        Some(b'\n') => k + 1,
+        Some(_) => return None,
+    };
+    Some((
+        Entry::Sample {
+            name,
+            labels,
+            value,
+            timestamp,
+        },
+        consumed,
+    ))
+}
+
 /// What a `#` line turned out to be.
+#[allow(clippy::large_enum_variant)] // transient, see `Entry`
 enum Comment<'a> {
     Entry(Entry<'a>),
     Eof,
@@ -687,6 +941,11 @@ impl<'a> Iterator for Parser<'a> {
                 return None;
             }
             let rest = &input[self.pos..];
+            if let Some((entry, used)) = fast_sample(rest, self.format) {
+                self.pos += used;
+                self.line += 1;
+                return Some(Ok(entry));
+            }
             let (raw, advance) = match rest.find('\n') {
                 Some(n) => (&rest[..n], n + 1),
                 None => (rest, rest.len()),
@@ -1148,6 +1407,119 @@ mod tests {
             let _ = parse(junk, Format::Text);
             let _ = parse(junk, Format::OpenMetrics);
         }
+    }
+
+    /// Every line the one-pass fast path accepts, the general path parses to the same entry, and
+    /// the fast path consumes exactly that line and its newline.
+    #[track_caller]
+    fn check_fast(line: &str, format: Format) {
+        let Some((got, used)) = fast_sample(line, format) else {
+            return;
+        };
+        let (raw, want_used) = match line.find('\n') {
+            Some(n) => (&line[..n], n + 1),
+            None => (line, line.len()),
+        };
+        assert_eq!(used, want_used, "{line:?}");
+        assert!(!raw.ends_with('\r'), "{line:?}");
+        match sample_line(raw, format) {
+            Ok((_, want)) => assert_eq!(got, want, "{line:?} ({format:?})"),
+            Err(e) => panic!("{line:?} ({format:?}): fast path accepted, general path: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_general_path() {
+        let templates = [
+            "http_requests_total{method=\"post\",code=\"200\",handler=\"/api\"} 1027 1395066363000\nx 1\n",
+            "node_cpu_seconds_total{cpu=\"1\",mode=\"idle\"} 1.5e+06\n",
+            "a:b{x=\"h\u{e4}\u{df}lich \u{1f30d} long value here\",} -0.25 -17",
+            "up 1\n",
+            "up{} 7\r\n",
+            "x{a=\"p\\\"q\"} 3\n",
+            "x{a=\"1\"} 1 123456789012345678\n",
+            "x{a=\"1\"} 1 1234567890123456789\n",
+            "x{a=\"1\"} NaN\n",
+        ];
+        let inserts = [
+            "", " ", "\t", "\n", "\r", "\"", "\\", ",", "}", "{", "=", "-", "e", "#", "9", ".",
+        ];
+        for format in [Format::Text, Format::OpenMetrics] {
+            for t in templates {
+                check_fast(t, format);
+                for (at, _) in t.char_indices() {
+                    let (head, tail) = t.split_at(at);
+                    let mut chars = tail.chars();
+                    chars.next();
+                    for ins in inserts {
+                        // Replace the character at `at`, and insert before it.
+                        check_fast(&format!("{head}{ins}{}", chars.as_str()), format);
+                        check_fast(&format!("{head}{ins}{tail}"), format);
+                    }
+                }
+            }
+        }
+        // The fast path really is taken for the common shapes.
+        assert!(fast_sample(templates[0], Format::Text).is_some());
+        assert!(fast_sample(templates[1], Format::OpenMetrics).is_some());
+        assert!(fast_sample(templates[2], Format::Text).is_some());
+        assert!(fast_sample(templates[5], Format::Text).is_none());
+    }
+
+    #[test]
+    fn labels_spill_past_the_inline_capacity() {
+        for n in 0..=INLINE_LABELS * 3 {
+            let names: Vec<String> = (0..n).map(|k| format!("l{k}")).collect();
+            let want: Vec<LabelPair<'_>> = names
+                .iter()
+                .map(|k| (k.as_str(), Cow::Owned(format!("v{k}"))))
+                .collect();
+            let got: Labels<'_> = want.iter().cloned().collect();
+            assert_eq!(&got[..], &want[..], "{n} labels");
+            assert_eq!(got.len(), n);
+            assert_eq!(got.clone(), got);
+            assert_eq!(format!("{got:?}"), format!("{want:?}"));
+            assert_eq!((&got).into_iter().count(), n);
+            assert_eq!(got.into_iter().collect::<Vec<_>>(), want, "{n} labels");
+            // Parsed, through both paths (the second has a blank the fast path does not take).
+            let set: Vec<String> = names.iter().map(|k| format!("{k}=\"v{k}\"")).collect();
+            for line in [
+                format!("x{{{}}} 1\n", set.join(",")),
+                format!("x{{{}}}  1\n", set.join(",")),
+            ] {
+                let Ok(entries) = parse(&line, Format::Text) else {
+                    panic!("{line:?}");
+                };
+                let [Entry::Sample { labels, .. }] = &entries[..] else {
+                    panic!("{line:?}: {entries:?}");
+                };
+                assert_eq!(&labels[..], &want[..], "{line:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn swar_scan_finds_the_first_stop_byte() {
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for at in 0..text.len() {
+            for stop in ['"', '\\', '\n'] {
+                let mut s = text.to_string();
+                s.replace_range(at..at + 1, &stop.to_string());
+                for from in 0..=at {
+                    assert_eq!(
+                        find_quote_end(s.as_bytes(), from),
+                        Some(at),
+                        "{s:?} from {from}"
+                    );
+                }
+                assert_eq!(find_quote_end(s.as_bytes(), at + 1), None, "{s:?}");
+            }
+        }
+        // Bytes one above or below a stop byte (the borrow case of the zero-byte trick).
+        assert_eq!(find_quote_end(b"!#!#!#!#[]\"", 0), Some(10));
+        assert_eq!(find_quote_end(&[0x22 ^ 0x80; 9], 0), None);
+        assert_eq!(find_quote_end(b"", 0), None);
+        assert_eq!(find_quote_end(b"ab", 5), None);
     }
 
     #[test]
