@@ -125,6 +125,20 @@ pub trait SampleIterator: Send {
     /// Advances to the first sample with timestamp `>= t` and returns it; never goes backwards
     /// (if the current sample is already at or past `t`, it is returned again).
     fn seek(&mut self, t: i64) -> Option<Sample>;
+    /// Appends to `out` the samples with `min_t <= t <= max_t` from the current position on
+    /// (what `seek(min_t)` then `next` up to `max_t` return). Afterwards the iterator's position
+    /// is unspecified: use it no further. Storage overrides this to decode whole chunks straight
+    /// into `out`, without a call per sample.
+    fn collect_into(&mut self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
+        let mut cur = self.seek(min_t);
+        while let Some(x) = cur {
+            if x.t > max_t {
+                break;
+            }
+            out.push(x);
+            cur = self.next();
+        }
+    }
 }
 
 /// One selected series.
@@ -190,6 +204,22 @@ impl SampleIterator for VecSampleIterator {
         self.pos += skip;
         self.next()
     }
+
+    /// Copies the slice in range at once.
+    fn collect_into(&mut self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
+        let from = match self.cur {
+            Some(i) if self.samples.get(i).is_some_and(|s| s.t >= min_t) => i,
+            _ => {
+                let rest = self.samples.get(self.pos..).unwrap_or_default();
+                self.pos + rest.partition_point(|s| s.t < min_t)
+            }
+        };
+        let rest = self.samples.get(from..).unwrap_or_default();
+        let n = rest.partition_point(|s| s.t <= max_t);
+        out.extend_from_slice(rest.get(..n).unwrap_or_default());
+        self.pos = self.samples.len();
+        self.cur = None;
+    }
 }
 
 /// Collects all samples of an iterator (convenience for engines and tests).
@@ -221,5 +251,48 @@ mod tests {
         let mut it = VecSampleIterator::new(vec![s(10), s(20)]);
         assert_eq!(it.seek(10), Some(s(10)));
         assert_eq!(collect_samples(&mut it), vec![s(20)]);
+    }
+
+    /// Only `next` and `seek`: uses the default `collect_into`.
+    struct ByStep(VecSampleIterator);
+    impl SampleIterator for ByStep {
+        fn next(&mut self) -> Option<Sample> {
+            self.0.next()
+        }
+        fn seek(&mut self, t: i64) -> Option<Sample> {
+            self.0.seek(t)
+        }
+    }
+
+    /// The slice copy of `VecSampleIterator::collect_into` equals the default by steps, fresh
+    /// and after `skip` calls of `next`.
+    #[test]
+    fn vec_iterator_collect_into() {
+        #[track_caller]
+        fn check(skip: usize, min_t: i64, max_t: i64, want: &[i64]) {
+            let v = VecSampleIterator::new(vec![s(10), s(20), s(30), s(40)]);
+            let (mut fast, mut slow) = (v.clone(), ByStep(v));
+            for _ in 0..skip {
+                assert_eq!(fast.next(), slow.next());
+            }
+            let (mut a, mut b) = (vec![s(-1)], vec![s(-1)]);
+            fast.collect_into(min_t, max_t, &mut a);
+            slow.collect_into(min_t, max_t, &mut b);
+            assert_eq!(a, b);
+            let want: Vec<Sample> = std::iter::once(-1)
+                .chain(want.iter().copied())
+                .map(s)
+                .collect();
+            assert_eq!(a, want);
+        }
+        check(0, 0, 100, &[10, 20, 30, 40]);
+        check(0, 15, 30, &[20, 30]);
+        check(0, 41, 100, &[]);
+        check(0, 0, 5, &[]);
+        check(1, 0, 100, &[10, 20, 30, 40]); // positioned on 10: seek returns it again
+        check(2, 15, 35, &[20, 30]);
+        check(2, 25, 35, &[30]);
+        check(4, 0, 100, &[40]);
+        check(5, 0, 100, &[]);
     }
 }

@@ -106,6 +106,22 @@ impl SampleIterator for SliceIter {
         self.pos += window.partition_point(|s| s.t < t);
         self.next()
     }
+
+    /// Copies the window in range at once, as storage decodes whole chunks.
+    fn collect_into(&mut self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
+        let from = match self.cur {
+            Some(i) if self.samples.get(i).is_some_and(|s| s.t >= min_t) => i,
+            _ => {
+                let window = self.samples.get(self.pos..self.hi).unwrap_or(&[]);
+                self.pos + window.partition_point(|s| s.t < min_t)
+            }
+        };
+        let window = self.samples.get(from..self.hi).unwrap_or(&[]);
+        let n = window.partition_point(|s| s.t <= max_t);
+        out.extend_from_slice(window.get(..n).unwrap_or(&[]));
+        self.pos = self.hi;
+        self.cur = None;
+    }
 }
 
 impl MemQuerier {

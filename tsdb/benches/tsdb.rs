@@ -177,6 +177,22 @@ fn select(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
+    g.bench_function("select_and_collect_into_100_series_4h", |b| {
+        let m = [Matcher::eq("__name__", "metric_7")];
+        let (lo, hi) = (base, base + 4 * 3_600_000);
+        b.iter(|| {
+            let q = db.querier(lo, hi).unwrap();
+            let mut out = Vec::new();
+            q.select(&m, &SelectHints::default())
+                .unwrap()
+                .map(|mut s| {
+                    out.clear();
+                    s.samples.collect_into(lo, hi, &mut out);
+                    out.len()
+                })
+                .sum::<usize>()
+        })
+    });
     g.finish();
 }
 

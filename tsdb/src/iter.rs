@@ -127,7 +127,75 @@ impl ChunksIterator {
     }
 }
 
+impl ChunksIterator {
+    /// [`SampleIterator::collect_into`] by `seek` and `next`, for an iterator already advanced.
+    fn collect_slow(&mut self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
+        let mut cur = self.seek(min_t);
+        while let Some(x) = cur {
+            if x.t > max_t {
+                break;
+            }
+            out.push(x);
+            cur = self.next();
+        }
+    }
+}
+
 impl SampleIterator for ChunksIterator {
+    /// From a fresh iterator, decodes each remaining chunk straight into `out`, skipping chunks
+    /// that end before `min_t` without decoding them and stopping at the first past `max_t`.
+    fn collect_into(&mut self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
+        if self.done || self.cur.is_some() {
+            return self.collect_slow(min_t, max_t, out);
+        }
+        let (lo, hi) = (min_t.max(self.min_t), max_t.min(self.max_t));
+        self.done = true;
+        // A fresh iterator holds the first sample in range and the rest of its chunk.
+        let Some(p) = self.pending.take() else { return };
+        if p.t > hi {
+            return;
+        }
+        if p.t >= lo {
+            out.push(p);
+        }
+        if let Some(ChunkDecoder::Buffered(rest)) = self.dec.take() {
+            for s in rest {
+                if s.t > hi {
+                    return;
+                }
+                if s.t >= lo {
+                    out.push(s);
+                }
+            }
+        }
+        for c in self.chunks.get(self.ci + 1..).unwrap_or_default() {
+            if c.max_t < lo {
+                continue;
+            }
+            let start = out.len();
+            if let Err(e) = chunk::decode_into(c.encoding, c.bytes.as_ref(), out) {
+                tracing::error!(error = %e, "cannot decode a chunk");
+                out.truncate(start);
+                continue;
+            }
+            let before = out
+                .get(start..)
+                .unwrap_or_default()
+                .partition_point(|s| s.t < lo);
+            if before > 0 {
+                out.drain(start..start + before);
+            }
+            if out.last().is_some_and(|s| s.t > hi) {
+                let keep = out
+                    .get(start..)
+                    .unwrap_or_default()
+                    .partition_point(|s| s.t <= hi);
+                out.truncate(start + keep);
+                return;
+            }
+        }
+    }
+
     fn next(&mut self) -> Option<Sample> {
         if self.done {
             return None;
@@ -222,7 +290,62 @@ impl MergeIterator {
     }
 }
 
+/// Merges the sorted `add` into the sorted `out[start..]`; on equal timestamps the sample
+/// already in `out` wins. Appends without comparing when `add` starts after `out` ends (sources
+/// are blocks in time order, then the head).
+fn merge_into(out: &mut Vec<Sample>, start: usize, add: &[Sample]) {
+    let Some(first) = add.first() else { return };
+    if out.len() == start || out.last().is_some_and(|l| l.t < first.t) {
+        out.extend_from_slice(add);
+        return;
+    }
+    let old = out.split_off(start);
+    out.reserve(old.len() + add.len());
+    let (mut i, mut j) = (0, 0);
+    while let (Some(a), Some(b)) = (old.get(i), add.get(j)) {
+        if a.t <= b.t {
+            out.push(*a);
+            i += 1;
+            if a.t == b.t {
+                j += 1;
+            }
+        } else {
+            out.push(*b);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(old.get(i..).unwrap_or_default());
+    out.extend_from_slice(add.get(j..).unwrap_or_default());
+}
+
 impl SampleIterator for MergeIterator {
+    /// From a fresh iterator, collects each source in bulk and merges the results.
+    fn collect_into(&mut self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
+        if self.started || self.done {
+            let mut cur = self.seek(min_t);
+            while let Some(x) = cur {
+                if x.t > max_t {
+                    break;
+                }
+                out.push(x);
+                cur = self.next();
+            }
+            return;
+        }
+        self.done = true;
+        let start = out.len();
+        let mut tmp = Vec::new();
+        for it in &mut self.its {
+            if out.len() == start {
+                it.collect_into(min_t, max_t, out);
+                continue;
+            }
+            tmp.clear();
+            it.collect_into(min_t, max_t, &mut tmp);
+            merge_into(out, start, &tmp);
+        }
+    }
+
     fn next(&mut self) -> Option<Sample> {
         if self.done {
             return None;
@@ -321,6 +444,91 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `collect_into` returns what `seek` and `next` would, from a fresh iterator and after a few
+    /// calls of `next`, for seeded random chunkings and ranges.
+    #[test]
+    fn collect_into_matches_seek_and_next() {
+        let mut seed = 7u64;
+        let mut rnd = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for round in 0..500 {
+            let n = rnd(60) as i64;
+            let samples: Vec<Sample> = (0..n)
+                .map(|i| Sample {
+                    t: i * 10,
+                    v: i as f64,
+                })
+                .collect();
+            let per_chunk = 1 + rnd(12) as usize;
+            let (min_t, max_t) = (rnd(700) as i64 - 50, rnd(700) as i64 - 50);
+            let (lo, hi) = (rnd(700) as i64 - 50, rnd(700) as i64 - 50);
+            let skip = rnd(3) as usize;
+            let Some(mut got) = ChunksIterator::new(chunks(&samples, per_chunk), min_t, max_t)
+            else {
+                continue;
+            };
+            let in_range: Vec<Sample> = samples
+                .iter()
+                .copied()
+                .filter(|s| s.t >= min_t && s.t <= max_t)
+                .collect();
+            let mut want_it = VecSampleIterator::new(in_range);
+            for _ in 0..skip {
+                assert_eq!(got.next(), want_it.next(), "round {round}");
+            }
+            let mut want = vec![Sample { t: -1, v: 0.0 }];
+            want_it.collect_into(lo, hi, &mut want);
+            let mut out = vec![Sample { t: -1, v: 0.0 }];
+            got.collect_into(lo, hi, &mut out);
+            assert_eq!(out, want, "round {round} lo {lo} hi {hi} skip {skip}");
+        }
+    }
+
+    #[test]
+    fn merge_collect_into() {
+        #[track_caller]
+        fn check(sources: &[&[i64]], lo: i64, hi: i64, want: &[(i64, f64)]) {
+            let its = sources
+                .iter()
+                .enumerate()
+                .map(|(i, ts)| -> Box<dyn SampleIterator> {
+                    Box::new(VecSampleIterator::new(
+                        ts.iter().map(|&t| Sample { t, v: i as f64 }).collect(),
+                    ))
+                })
+                .collect();
+            let mut out = Vec::new();
+            MergeIterator::new(its).collect_into(lo, hi, &mut out);
+            let got: Vec<(i64, f64)> = out.iter().map(|s| (s.t, s.v)).collect();
+            assert_eq!(got, want);
+        }
+        check(
+            &[&[1, 2], &[3, 4]],
+            0,
+            10,
+            &[(1, 0.0), (2, 0.0), (3, 1.0), (4, 1.0)],
+        );
+        check(&[&[1, 2], &[3, 4]], 2, 3, &[(2, 0.0), (3, 1.0)]);
+        check(
+            &[&[3, 4], &[1, 2]],
+            0,
+            10,
+            &[(1, 1.0), (2, 1.0), (3, 0.0), (4, 0.0)],
+        );
+        check(
+            &[&[1, 3, 5], &[2, 3, 6], &[]],
+            0,
+            10,
+            &[(1, 0.0), (2, 1.0), (3, 0.0), (5, 0.0), (6, 1.0)],
+        );
+        check(&[&[], &[5], &[5, 7]], 0, 10, &[(5, 1.0), (7, 2.0)]);
+        check(&[&[1], &[2]], 5, 10, &[]);
     }
 
     #[test]

@@ -506,14 +506,7 @@ fn load_series(set: Vec<pharos_model::storage::Series>, s: i64, t: i64) -> Vec<L
         part.into_iter()
             .map(|mut sr| {
                 let mut samples = Vec::new();
-                let mut cur = sr.samples.seek(s);
-                while let Some(x) = cur {
-                    if x.t > t {
-                        break;
-                    }
-                    samples.push(x);
-                    cur = sr.samples.next();
-                }
+                sr.samples.collect_into(s, t, &mut samples);
                 Loaded {
                     dropped: Arc::new(sr.labels.without_metric_name()),
                     labels: Arc::new(sr.labels),
