@@ -373,6 +373,13 @@ async fn go_http(req: Request, next: Next) -> HttpResponse {
     resp
 }
 
+/// Headers of a gzip-compressed answer: the encoding, no length (it changed), `Vary`.
+fn mark_gzipped(headers: &mut axum::http::HeaderMap) {
+    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    headers.remove(header::CONTENT_LENGTH);
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+}
+
 /// Compresses the body with gzip when the client accepts it (as Prometheus' API does).
 async fn gzip(req: Request, next: Next) -> HttpResponse {
     let accepts = req
@@ -394,13 +401,7 @@ async fn gzip(req: Request, next: Next) -> HttpResponse {
     let (mut parts, body) = resp.into_parts();
     if axum::body::HttpBody::size_hint(&body).exact().is_none() {
         // A streamed body: compress its pieces as they come.
-        parts
-            .headers
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        parts.headers.remove(header::CONTENT_LENGTH);
-        parts
-            .headers
-            .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        mark_gzipped(&mut parts.headers);
         let z = axum::body::Body::from_stream(stream::GzipStream::new(body));
         return HttpResponse::from_parts(parts, z);
     }
@@ -414,13 +415,7 @@ async fn gzip(req: Request, next: Next) -> HttpResponse {
     let compressed = std::io::Write::write_all(&mut enc, &bytes).and_then(|()| enc.finish());
     match compressed {
         Ok(z) => {
-            parts
-                .headers
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            parts.headers.remove(header::CONTENT_LENGTH);
-            parts
-                .headers
-                .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            mark_gzipped(&mut parts.headers);
             HttpResponse::from_parts(parts, axum::body::Body::from(z))
         }
         Err(e) => ApiError::internal(format!("cannot compress response: {e}")).into_response(),

@@ -430,6 +430,8 @@ impl Block {
         let chunks_path = dir.join(files::BLOCK_CHUNKS);
         let chunks = Mapped::open(&chunks_path)?;
         verify_chunks(&chunks_path, chunks.bytes())?;
+        // Verification touched every page; queries fault back in only what they read.
+        chunks.release();
         let index_path = dir.join(files::BLOCK_INDEX);
         let index = Mapped::open(&index_path)?;
         let mut block = Block {
@@ -446,6 +448,7 @@ impl Block {
             .load_index()
             .ok_or_else(|| corrupt(&index_path, "malformed index"))
             .and_then(|r| r.map_err(|what| corrupt(&index_path, what)))?;
+        block.index.release();
         Ok(block)
     }
 

@@ -967,6 +967,7 @@ impl Appendable for Db {
             new_by_labels: HashMap::new(),
             existing: HashMap::new(),
             last: HashMap::new(),
+            cur: None,
         })
     }
 }
@@ -982,9 +983,19 @@ struct DbAppender {
     existing: HashMap<u64, Arc<MemSeries>>,
     /// Newest sample of each series in this batch.
     last: HashMap<u64, Sample>,
+    /// The series of the previous accepted sample and that sample, newer than its `last` entry:
+    /// consecutive samples of one series (as remote write sends them) skip the map lookups.
+    cur: Option<(u64, Sample)>,
 }
 
 impl DbAppender {
+    /// Writes the fast path's newest sample back into `last`.
+    fn flush_cur(&mut self) {
+        if let Some((r, s)) = self.cur.take() {
+            self.last.insert(r, s);
+        }
+    }
+
     /// The series' ref and its newest sample in the head (`None` if new or already in the batch).
     fn resolve(
         &mut self,
@@ -1037,12 +1048,30 @@ impl Appender for DbAppender {
             inner.counters.count(&storage::Error::OutOfBounds);
             return Err(storage::Error::OutOfBounds);
         }
+        if let (Some(SeriesRef(r)), Some((cr, last))) = (series_ref, self.cur)
+            && r == cr
+        {
+            match self.inner.head.check(Some(last), t, v) {
+                Ok(true) => {
+                    self.samples.push(RefSample { series: r, t, v });
+                    self.cur = Some((r, Sample { t, v }));
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.inner.counters.count(&e);
+                    return Err(e);
+                }
+            }
+            return Ok(SeriesRef(r));
+        }
+        self.flush_cur();
         let (r, head_last) = self.resolve(series_ref, labels)?;
         let last = self.last.get(&r).copied().or(head_last);
         match self.inner.head.check(last, t, v) {
             Ok(true) => {
                 self.samples.push(RefSample { series: r, t, v });
                 self.last.insert(r, Sample { t, v });
+                self.cur = Some((r, Sample { t, v }));
             }
             Ok(false) => {}
             Err(e) => {
@@ -1054,6 +1083,7 @@ impl Appender for DbAppender {
     }
 
     fn commit(mut self: Box<Self>) -> storage::Result<()> {
+        self.flush_cur();
         let inner = self.inner.clone();
         let mut wal = lock(&inner.wal);
         if inner.is_closed() {

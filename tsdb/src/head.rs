@@ -540,33 +540,48 @@ impl Head {
         mut rejected: impl FnMut(storage::Error),
     ) {
         let idx = read(&self.index);
+        let min_valid_t = self.min_valid_t.load(Ordering::Relaxed);
+        // Batches hold runs of samples of one series (remote write sends each series' samples
+        // together): look the series up and lock it once per run, update the counters once.
+        let (mut added, mut min_t, mut max_t) = (0u64, i64::MAX, i64::MIN);
+        let mut cur: Option<(u64, std::sync::MutexGuard<'_, SeriesData>)> = None;
         for (r, t, v) in samples {
-            match idx.by_ref.get(&r) {
-                Some(s) => {
-                    if let Err(e) = self.append(s, t, v) {
-                        rejected(e);
+            if cur.as_ref().is_none_or(|(cr, _)| *cr != r) {
+                cur = None;
+                match idx.by_ref.get(&r) {
+                    Some(s) => cur = Some((r, lock(&s.data))),
+                    None => {
+                        rejected(storage::Error::OutOfBounds);
+                        continue;
                     }
                 }
-                None => rejected(storage::Error::OutOfBounds),
+            }
+            let Some((_, data)) = cur.as_mut() else {
+                continue;
+            };
+            if t < min_valid_t {
+                rejected(storage::Error::OutOfBounds);
+                continue;
+            }
+            match data.append(t, v) {
+                Ok(true) => {
+                    added += 1;
+                    min_t = min_t.min(t);
+                    max_t = max_t.max(t);
+                }
+                Ok(false) => {}
+                Err(e) => rejected(e),
             }
         }
+        drop(cur);
+        if added > 0 {
+            self.samples.fetch_add(added, Ordering::Relaxed);
+            self.min_t.fetch_min(min_t, Ordering::Relaxed);
+            self.max_t.fetch_max(max_t, Ordering::Relaxed);
+        }
     }
 
-    /// Appends a sample to `series`: `Ok(true)` if added, `Ok(false)` for an identical duplicate.
-    pub fn append(&self, series: &MemSeries, t: i64, v: f64) -> storage::Result<bool> {
-        if t < self.min_valid_t.load(Ordering::Relaxed) {
-            return Err(storage::Error::OutOfBounds);
-        }
-        let added = lock(&series.data).append(t, v)?;
-        if added {
-            self.samples.fetch_add(1, Ordering::Relaxed);
-            self.min_t.fetch_min(t, Ordering::Relaxed);
-            self.max_t.fetch_max(t, Ordering::Relaxed);
-        }
-        Ok(added)
-    }
-
-    /// Checks whether `append` would accept the sample, without appending.
+    /// Checks whether `append_batch` would accept the sample, without appending.
     pub fn check(&self, last: Option<Sample>, t: i64, v: f64) -> storage::Result<bool> {
         if t < self.min_valid_t.load(Ordering::Relaxed) {
             return Err(storage::Error::OutOfBounds);

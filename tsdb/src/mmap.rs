@@ -42,6 +42,20 @@ impl Mapped {
         Ok(Arc::new(Mapped { map: Some(map) }))
     }
 
+    /// Drops the mapping's resident pages from this process (they stay in the page cache and are
+    /// faulted back in on the next read). Called after verifying a whole file so that checking
+    /// every CRC does not leave the entire block counted in the process' RSS. Best effort: an
+    /// error only means the pages stay resident.
+    pub fn release(&self) {
+        if let Some(map) = &self.map {
+            // SAFETY: MADV_DONTNEED on a read-only, shared, file-backed mapping only discards the
+            // page-table entries; the next access re-reads the same bytes from the page cache or
+            // the file, which is immutable (see `open`). No reference into the mapping can observe
+            // a change, so the `&[u8]` slices handed out by `bytes` stay valid.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+
     /// The file's bytes.
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])

@@ -57,6 +57,12 @@ pub struct Sample {
 
 /// Decodes a request body: snappy block, then protobuf.
 pub fn decode(body: &[u8]) -> Result<WriteRequest> {
+    decode_with(body, &mut Vec::new())
+}
+
+/// [`decode`] decompressing into `scratch` (cleared first), so that a caller handling many
+/// requests reuses one buffer instead of allocating (and freeing) one per request.
+pub fn decode_with(body: &[u8], scratch: &mut Vec<u8>) -> Result<WriteRequest> {
     let len = snap::raw::decompress_len(body)
         .map_err(|e| Error::Decode(format!("snappy header: {e}")))?;
     if len > MAX_DECODED_LEN {
@@ -64,10 +70,13 @@ pub fn decode(body: &[u8]) -> Result<WriteRequest> {
             "decompressed size {len} bytes exceeds the limit of {MAX_DECODED_LEN} bytes"
         )));
     }
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(body)
+    scratch.clear();
+    scratch.resize(len, 0);
+    let n = snap::raw::Decoder::new()
+        .decompress(body, scratch)
         .map_err(|e| Error::Decode(format!("snappy: {e}")))?;
-    WriteRequest::decode(raw.as_slice()).map_err(|e| Error::Decode(format!("protobuf: {e}")))
+    let raw = scratch.get(..n).unwrap_or_default();
+    WriteRequest::decode(raw).map_err(|e| Error::Decode(format!("protobuf: {e}")))
 }
 
 /// Encodes a request body: protobuf, then snappy block. `scratch` is reused for the protobuf bytes.

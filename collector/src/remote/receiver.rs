@@ -62,11 +62,26 @@ impl Receiver {
     }
 
     fn write_inner(&self, body: &[u8]) -> Result<u64> {
-        let req = proto::decode(body)?;
+        thread_local! {
+            /// Decompression buffer reused by the requests handled on this thread.
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let req = SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut buf) => {
+                let r = proto::decode_with(body, &mut buf);
+                // Keep a typical request's buffer, not the largest ever seen.
+                if buf.capacity() > 4 << 20 {
+                    *buf = Vec::new();
+                }
+                r
+            }
+            Err(_) => proto::decode(body),
+        })?;
         let mut app = self.app.appender();
         let mut n = 0u64;
-        for ts in &req.timeseries {
-            let labels = match to_labels(&ts.labels) {
+        let num_series = req.timeseries.len() as u64;
+        for ts in req.timeseries {
+            let labels = match to_labels(ts.labels) {
                 Ok(l) => l,
                 Err(e) => {
                     let _ = app.rollback();
@@ -92,7 +107,7 @@ impl Receiver {
         self.counters.samples.fetch_add(n, Ordering::Relaxed);
         self.counters
             .series
-            .fetch_add(req.timeseries.len() as u64, Ordering::Relaxed);
+            .fetch_add(num_series, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -156,7 +171,8 @@ pub fn status_of(e: &Error) -> u16 {
 
 /// Label pairs of a request as [`Labels`]: empty values dropped (an empty value means absent),
 /// names checked, duplicates and a missing metric name rejected.
-fn to_labels(pairs: &[proto::Label]) -> std::result::Result<Labels, String> {
+fn to_labels(pairs: Vec<proto::Label>) -> std::result::Result<Labels, String> {
+    // Moves the decoded strings into the label set: no copy per label.
     let mut v: Vec<Label> = Vec::with_capacity(pairs.len());
     for p in pairs {
         if p.value.is_empty() {
@@ -166,12 +182,13 @@ fn to_labels(pairs: &[proto::Label]) -> std::result::Result<Labels, String> {
             return Err(format!("invalid label name {:?}", p.name));
         }
         v.push(Label {
-            name: p.name.clone(),
-            value: p.value.clone(),
+            name: p.name,
+            value: p.value,
         });
     }
+    let given = v.len();
     let l = Labels::new(v);
-    if l.len() != pairs.iter().filter(|p| !p.value.is_empty()).count() {
+    if l.len() != given {
         return Err(format!("duplicate label names in {l}"));
     }
     if l.metric_name().is_none() {
