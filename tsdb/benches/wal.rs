@@ -8,7 +8,9 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pharos_tsdb::wal::{RefSample, decode_record, encode_samples, encode_samples_plain};
+use pharos_tsdb::wal::{
+    RefSample, decode_record, encode_samples, encode_samples_plain, encode_samples_uncompressed,
+};
 
 const SERIES: u64 = 50;
 const STEPS: i64 = 40;
@@ -83,7 +85,8 @@ fn wal_samples(c: &mut Criterion) {
             "plain (type 2)",
             encode_samples_plain as fn(&mut Vec<u8>, &[RefSample]),
         ),
-        ("dense (type 4)", encode_samples),
+        ("dense (type 4)", encode_samples_uncompressed),
+        ("written (type 5: dense + zstd)", encode_samples),
     ] {
         let one: Vec<Vec<u8>> = data
             .iter()
@@ -120,21 +123,27 @@ fn wal_samples(c: &mut Criterion) {
         b.iter(|| encode_all(&data, encode_samples_plain))
     });
     g.bench_function("encode_dense", |b| {
+        b.iter(|| encode_all(&data, encode_samples_uncompressed))
+    });
+    g.bench_function("encode_written", |b| {
         b.iter(|| encode_all(&data, encode_samples))
     });
-    let dense = encode_all(&data, encode_samples);
-    g.bench_function("decode_dense", |b| {
-        b.iter(|| {
-            let mut rest = &dense[..];
-            let mut k = 0;
-            while !rest.is_empty() {
-                let (_, after) = decode_record(rest).unwrap();
-                rest = after;
-                k += 1;
-            }
-            k
-        })
-    });
+    let dense = encode_all(&data, encode_samples_uncompressed);
+    let written = encode_all(&data, encode_samples);
+    for (name, bytes) in [("decode_dense", &dense), ("decode_written", &written)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut rest = &bytes[..];
+                let mut k = 0;
+                while !rest.is_empty() {
+                    let (_, after) = decode_record(rest).unwrap();
+                    rest = after;
+                    k += 1;
+                }
+                k
+            })
+        });
+    }
     let plain = encode_all(&data, encode_samples_plain);
     g.bench_function("decode_plain", |b| {
         b.iter(|| {

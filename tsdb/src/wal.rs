@@ -38,7 +38,18 @@ pub enum RecordType {
     Truncation = 3,
     /// Samples of one commit in runs per series: delta-of-delta timestamps, byte-wise XOR values.
     SamplesDense = 4,
+    /// A Series or SamplesDense payload compressed with zstd: `[inner type: u8][payload length:
+    /// uvarint][zstd frame]`. Written instead of the inner record when it is at least
+    /// [`COMPRESS_MIN_LEN`] bytes and compression makes it smaller.
+    Compressed = 5,
 }
+
+/// Smallest payload the writer tries to compress; smaller records stay plain (zstd's frame
+/// overhead and the call cost outweigh the gain).
+pub const COMPRESS_MIN_LEN: usize = 256;
+/// zstd level of compressed records (level 1: measured in `benches/wal.rs`, higher levels cost
+/// append throughput for a few percent of size).
+pub const COMPRESS_LEVEL: i32 = 1;
 
 impl TryFrom<u8> for RecordType {
     type Error = Error;
@@ -49,6 +60,7 @@ impl TryFrom<u8> for RecordType {
             2 => Ok(RecordType::Samples),
             3 => Ok(RecordType::Truncation),
             4 => Ok(RecordType::SamplesDense),
+            5 => Ok(RecordType::Compressed),
             b => Err(Error::Corruption(format!("unknown WAL record type {b}"))),
         }
     }
@@ -82,6 +94,97 @@ fn frame(buf: &mut Vec<u8>, typ: RecordType, body: impl FnOnce(&mut Vec<u8>)) {
     buf.extend_from_slice(&[0; 8]);
     buf.push(typ as u8);
     body(buf);
+    finish_frame(buf, start);
+}
+
+/// Like [`frame`], but replaces a payload of at least [`COMPRESS_MIN_LEN`] bytes by a
+/// [`RecordType::Compressed`] one when that is smaller.
+fn frame_compressed(buf: &mut Vec<u8>, typ: RecordType, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; 8]);
+    buf.push(typ as u8);
+    body(buf);
+    let payload_start = start + HEADER_LEN;
+    let plain_len = buf.len() - payload_start;
+    if plain_len >= COMPRESS_MIN_LEN
+        && let Some(z) = compress(&buf[payload_start..])
+    {
+        let mut head = vec![typ as u8];
+        put_uvarint(&mut head, plain_len as u64);
+        if head.len() + z.len() < plain_len {
+            buf.truncate(payload_start);
+            buf[start + 8] = RecordType::Compressed as u8;
+            buf.extend_from_slice(&head);
+            buf.extend_from_slice(&z);
+        }
+    }
+    finish_frame(buf, start);
+}
+
+thread_local! {
+    /// One zstd context per thread, reused across records (creating one costs more than
+    /// compressing a small record).
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `data` compressed with zstd at [`COMPRESS_LEVEL`], or `None` if zstd fails (the record is
+/// then written plain).
+fn compress(data: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.try_borrow_mut().ok()?;
+        if c.is_none() {
+            *c = zstd::bulk::Compressor::new(COMPRESS_LEVEL).ok();
+        }
+        c.as_mut()?.compress(data).ok()
+    })
+}
+
+/// Decompresses a [`RecordType::Compressed`] payload into its inner type and payload. The output
+/// is bounded by the length prefix (itself at most [`MAX_RECORD_LEN`]), so a forged frame cannot
+/// allocate more; a frame that is corrupt or decodes to another length is an error.
+fn decompress(payload: &[u8]) -> std::result::Result<(RecordType, Vec<u8>), String> {
+    let mut p = Payload(payload);
+    let inner = p.bytes(1, "compressed inner type")?[0];
+    let inner = match RecordType::try_from(inner) {
+        Ok(t @ (RecordType::Series | RecordType::SamplesDense)) => t,
+        Ok(t) => return Err(format!("compressed record wraps a {t:?} record")),
+        Err(e) => return Err(format!("compressed record: {e}")),
+    };
+    let len = p.uvarint("compressed payload length")?;
+    if len > MAX_RECORD_LEN as u64 {
+        return Err(format!(
+            "compressed payload length {len} exceeds the limit {MAX_RECORD_LEN}"
+        ));
+    }
+    let len = len as usize;
+    // The frame header's content size must agree before anything is allocated.
+    match zstd::zstd_safe::get_frame_content_size(p.0) {
+        Ok(Some(n)) if n == len as u64 => {}
+        Ok(Some(n)) => {
+            return Err(format!(
+                "compressed {inner:?} record: zstd frame holds {n} bytes, {len} announced"
+            ));
+        }
+        Ok(None) | Err(_) => {
+            return Err(format!(
+                "corrupt zstd frame in compressed {inner:?} record: no valid frame header"
+            ));
+        }
+    }
+    let out = zstd::bulk::decompress(p.0, len)
+        .map_err(|e| format!("corrupt zstd frame in compressed {inner:?} record: {e}"))?;
+    if out.len() != len {
+        return Err(format!(
+            "compressed {inner:?} record decompressed to {} bytes, {len} announced",
+            out.len()
+        ));
+    }
+    Ok((inner, out))
+}
+
+/// Fills in the length and CRC of the record started at `start`.
+fn finish_frame(buf: &mut [u8], start: usize) {
     let len = (buf.len() - start - HEADER_LEN) as u32;
     let crc = crc32c::crc32c(&buf[start + 8..]);
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -98,7 +201,7 @@ pub fn encode_series<'a>(
     buf: &mut Vec<u8>,
     series: impl ExactSizeIterator<Item = (u64, &'a Labels)>,
 ) {
-    frame(buf, RecordType::Series, |b| {
+    frame_compressed(buf, RecordType::Series, |b| {
         put_uvarint(b, series.len() as u64);
         for (r, labels) in series {
             put_uvarint(b, r);
@@ -119,8 +222,22 @@ pub fn encode_series<'a>(
 /// exact decimals with at most 9 fraction digits, such as counters and byte gauges) a value is
 /// the delta of `v * 10^k` to the previous value's; otherwise it is XORed with the previous
 /// value and stored as a control byte and the non-zero bytes. See `tsdb/docs/format.md`.
+///
+/// A record of at least [`COMPRESS_MIN_LEN`] bytes is written as a [`RecordType::Compressed`]
+/// record wrapping the dense payload when that is smaller.
 pub fn encode_samples(buf: &mut Vec<u8>, samples: &[RefSample]) {
-    frame(buf, RecordType::SamplesDense, |b| {
+    frame_compressed(buf, RecordType::SamplesDense, |b| dense_body(b, samples));
+}
+
+/// Appends a dense Samples record (type 4) never compressed: for benchmarks and tests.
+#[doc(hidden)]
+pub fn encode_samples_uncompressed(buf: &mut Vec<u8>, samples: &[RefSample]) {
+    frame(buf, RecordType::SamplesDense, |b| dense_body(b, samples));
+}
+
+/// The payload of a dense Samples record.
+fn dense_body(b: &mut Vec<u8>, samples: &[RefSample]) {
+    {
         put_uvarint(b, samples.len() as u64);
         let (mut prev_ref, mut prev_t, mut prev_v) = (0u64, 0i64, 0f64);
         let mut rest = samples;
@@ -154,7 +271,7 @@ pub fn encode_samples(buf: &mut Vec<u8>, samples: &[RefSample]) {
             }
             rest = after;
         }
-    });
+    }
 }
 
 /// Mode byte of a run whose values are XORed; `0..=9` is decimal mode with that many digits.
@@ -368,6 +485,10 @@ fn decode_payload(typ: RecordType, payload: &[u8]) -> std::result::Result<Record
             Record::Samples(out)
         }
         RecordType::Truncation => Record::Truncation(p.varint("min time")?),
+        RecordType::Compressed => {
+            let (inner, plain) = decompress(payload)?;
+            return decode_payload(inner, &plain);
+        }
     };
     if !p.0.is_empty() {
         return Err(format!("{} bytes after the {typ:?} payload", p.0.len()));
@@ -865,7 +986,11 @@ mod tests {
     fn check_dense(samples: &[RefSample], max_bytes: usize) {
         let mut buf = Vec::new();
         encode_samples(&mut buf, samples);
-        assert_eq!(buf[8], RecordType::SamplesDense as u8);
+        assert!(
+            [RecordType::SamplesDense as u8, RecordType::Compressed as u8].contains(&buf[8]),
+            "type {}",
+            buf[8]
+        );
         assert!(buf.len() <= max_bytes, "{} > {max_bytes} bytes", buf.len());
         let (rec, rest) = decode_record(&buf).unwrap();
         assert!(rest.is_empty());
@@ -970,6 +1095,138 @@ mod tests {
             let err = frame_payload(payload).unwrap_err();
             assert!(err.contains(want), "{payload:?}: {err}");
         }
+    }
+
+    /// A commit of `n` series-major samples of 3 series with label-heavy Series, large enough to
+    /// be compressed.
+    fn big_commit(n: i64) -> (Vec<(u64, Labels)>, Vec<RefSample>) {
+        let series: Vec<_> = (0..n as u64)
+            .map(|r| {
+                let inst = format!("node-{r:04}.example.org:9100");
+                let labels = Labels::from_pairs(&[
+                    ("__name__", "node_cpu_seconds_total"),
+                    ("cpu", "0"),
+                    ("instance", &inst),
+                    ("job", "node"),
+                    ("mode", "idle"),
+                ]);
+                (r + 1, labels)
+            })
+            .collect();
+        let samples = (0..n)
+            .flat_map(|r| {
+                (0..40i64).map(move |i| RefSample {
+                    series: r as u64 + 1,
+                    t: 1_700_000_000_000 + i * 15_000 + r,
+                    v: if i == 7 {
+                        STALE_NAN
+                    } else {
+                        (i * i + r) as f64 * 0.25
+                    },
+                })
+            })
+            .collect();
+        (series, samples)
+    }
+
+    #[test]
+    fn large_records_are_compressed_and_round_trip() {
+        let (series, samples) = big_commit(50);
+        let mut buf = Vec::new();
+        encode_series(&mut buf, series.iter().map(|(r, l)| (*r, l)));
+        let series_end = buf.len();
+        assert_eq!(buf[8], RecordType::Compressed as u8);
+        assert_eq!(buf[HEADER_LEN], RecordType::Series as u8);
+        encode_samples(&mut buf, &samples);
+        assert_eq!(buf[series_end + 8], RecordType::Compressed as u8);
+        assert_eq!(buf[series_end + HEADER_LEN], RecordType::SamplesDense as u8);
+        let mut got = Vec::new();
+        assert_eq!(read_records(&buf, |r| got.push(r)), None);
+        let want = vec![Record::Series(series), Record::Samples(samples)];
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
+        if let Record::Samples(s) = &got[1] {
+            assert_eq!(s[7].v.to_bits(), STALE_NAN.to_bits());
+        }
+        // Small records stay plain.
+        let (series, samples) = big_commit(1);
+        let mut small = Vec::new();
+        encode_series(&mut small, series.iter().map(|(r, l)| (*r, l)));
+        assert_eq!(small[8], RecordType::Series as u8);
+        let mut small = Vec::new();
+        encode_samples(&mut small, &samples[..3]);
+        assert_eq!(small[8], RecordType::SamplesDense as u8);
+    }
+
+    /// Frames a Compressed record whose payload is `inner`, `len` and `frame`.
+    fn compressed_record(inner: u8, len: u64, zframe: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        frame(&mut b, RecordType::Compressed, |p| {
+            p.push(inner);
+            put_uvarint(p, len);
+            p.extend_from_slice(zframe);
+        });
+        b
+    }
+
+    #[test]
+    fn compressed_damage_is_reported() {
+        let (_, samples) = big_commit(20);
+        let mut rec = Vec::new();
+        encode_samples(&mut rec, &samples);
+        assert_eq!(rec[8], RecordType::Compressed as u8);
+        // Recover the zstd frame and the plain length from the written record.
+        let mut p = Payload(&rec[HEADER_LEN + 1..]);
+        let len = p.uvarint("len").unwrap();
+        let z = p.0.to_vec();
+        let dense_type = RecordType::SamplesDense as u8;
+        assert!(decode_record(&compressed_record(dense_type, len, &z)).is_ok());
+        let mut flipped = z.clone();
+        // The magic number: the frame is not zstd. (A flipped literal byte may still decode;
+        // the record's CRC is what catches that.)
+        flipped[1] ^= 0x55;
+        let mut truncated = z.clone();
+        truncated.truncate(z.len() - 3);
+        let bomb = zstd::bulk::compress(&vec![0u8; 1 << 20], 1).unwrap();
+        for (record, want) in [
+            (
+                compressed_record(dense_type, len, &flipped),
+                "corrupt zstd frame",
+            ),
+            (
+                compressed_record(dense_type, len, &truncated),
+                "corrupt zstd frame",
+            ),
+            (compressed_record(dense_type, len + 1, &z), "announced"),
+            (compressed_record(dense_type, len - 1, &z), "announced"),
+            (compressed_record(dense_type, 1000, &bomb), "announced"),
+            (
+                compressed_record(dense_type, 1 << 40, &bomb),
+                "exceeds the limit",
+            ),
+            (
+                compressed_record(dense_type, len, b"not zstd"),
+                "corrupt zstd",
+            ),
+            (compressed_record(3, len, &z), "wraps a Truncation"),
+            (compressed_record(5, len, &z), "wraps a Compressed"),
+            (compressed_record(9, len, &z), "unknown WAL record type 9"),
+            (compressed_record(dense_type, len, &[]), "corrupt zstd"),
+        ] {
+            let mut n = 0;
+            let (offset, reason) =
+                read_records(&record, |_| n += 1).unwrap_or_else(|| panic!("{want}: decoded"));
+            assert_eq!((n, offset), (0, 0), "{want}");
+            assert!(reason.contains(want), "{want}: {reason}");
+        }
+        // A Series frame announced as SamplesDense decodes, but as garbage: reported, no panic.
+        let (series, _) = big_commit(20);
+        let mut srec = Vec::new();
+        encode_series(&mut srec, series.iter().map(|(r, l)| (*r, l)));
+        let mut p = Payload(&srec[HEADER_LEN + 1..]);
+        let slen = p.uvarint("len").unwrap();
+        let forged = compressed_record(dense_type, slen, p.0);
+        let r = decode_record(&forged);
+        assert!(r.is_err(), "{r:?}");
     }
 
     #[track_caller]
