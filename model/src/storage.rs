@@ -130,14 +130,25 @@ pub trait SampleIterator: Send {
     /// is unspecified: use it no further. Storage overrides this to decode whole chunks straight
     /// into `out`, without a call per sample.
     fn collect_into(&mut self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
-        let mut cur = self.seek(min_t);
-        while let Some(x) = cur {
-            if x.t > max_t {
-                break;
-            }
-            out.push(x);
-            cur = self.next();
+        collect_range(self, min_t, max_t, out);
+    }
+}
+
+/// [`SampleIterator::collect_into`] done sample by sample with `seek` and `next`: the default,
+/// and the fallback of overrides whose fast path does not apply.
+pub fn collect_range<I: SampleIterator + ?Sized>(
+    it: &mut I,
+    min_t: i64,
+    max_t: i64,
+    out: &mut Vec<Sample>,
+) {
+    let mut cur = it.seek(min_t);
+    while let Some(x) = cur {
+        if x.t > max_t {
+            break;
         }
+        out.push(x);
+        cur = it.next();
     }
 }
 

@@ -127,26 +127,12 @@ impl ChunksIterator {
     }
 }
 
-impl ChunksIterator {
-    /// [`SampleIterator::collect_into`] by `seek` and `next`, for an iterator already advanced.
-    fn collect_slow(&mut self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
-        let mut cur = self.seek(min_t);
-        while let Some(x) = cur {
-            if x.t > max_t {
-                break;
-            }
-            out.push(x);
-            cur = self.next();
-        }
-    }
-}
-
 impl SampleIterator for ChunksIterator {
     /// From a fresh iterator, decodes each remaining chunk straight into `out`, skipping chunks
     /// that end before `min_t` without decoding them and stopping at the first past `max_t`.
     fn collect_into(&mut self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
         if self.done || self.cur.is_some() {
-            return self.collect_slow(min_t, max_t, out);
+            return pharos_model::storage::collect_range(self, min_t, max_t, out);
         }
         let (lo, hi) = (min_t.max(self.min_t), max_t.min(self.max_t));
         self.done = true;
@@ -322,15 +308,7 @@ impl SampleIterator for MergeIterator {
     /// From a fresh iterator, collects each source in bulk and merges the results.
     fn collect_into(&mut self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
         if self.started || self.done {
-            let mut cur = self.seek(min_t);
-            while let Some(x) = cur {
-                if x.t > max_t {
-                    break;
-                }
-                out.push(x);
-                cur = self.next();
-            }
-            return;
+            return pharos_model::storage::collect_range(self, min_t, max_t, out);
         }
         self.done = true;
         let start = out.len();
