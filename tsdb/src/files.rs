@@ -10,6 +10,7 @@
 //! <dir>/b-<min>-<max>/chunks     its compressed chunks
 //! <dir>/b-*.tmp/                 a block being written; deleted on open
 //! <dir>/quarantine/b-*/          blocks found damaged at open, moved aside, never read again
+//! <dir>/quarantine/tombstones-*.json  a tombstones file that did not decode at open
 //! ```
 //! The byte layouts are documented in `tsdb/docs/format.md`.
 

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use pharos_model::storage::{self, Admin, SampleIterator, Series, VecSampleIterator};
 use pharos_model::{Labels, Matcher, Sample};
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{Db, Inner, lock};
 use crate::block::{self, Block};
@@ -52,6 +52,27 @@ struct FileData {
     series: Vec<FileEntry>,
 }
 
+/// Moves an undecodable tombstones file to `quarantine/tombstones-<unix ms>.json` so the database
+/// still opens: the deleted samples become visible again (logged as an error naming the file), and
+/// the damaged file is kept for inspection.
+fn quarantine(dir: &Path, path: &Path, problem: &str) -> Result<()> {
+    let qdir = dir.join(files::QUARANTINE_DIR);
+    fs::create_dir_all(&qdir).map_err(|e| Error::io(format!("creating {}", qdir.display()), e))?;
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let dest = qdir.join(format!("tombstones-{ms}.json"));
+    fs::rename(path, &dest).map_err(|e| {
+        Error::io(
+            format!("moving damaged {} to {}", path.display(), dest.display()),
+            e,
+        )
+    })?;
+    error!(file = %path.display(), error = problem, quarantine = %dest.display(),
+        "damaged tombstones file moved to quarantine; series deleted through the admin API are visible again");
+    Ok(())
+}
+
 /// Adds `[a, b]` to sorted disjoint `iv`, merging what it touches.
 fn add_interval(iv: &mut Intervals, a: i64, b: i64) {
     iv.push((a, b));
@@ -77,14 +98,17 @@ impl Tombstones {
         recover_clean(dir)?;
         let path = dir.join(TOMBSTONES_FILE);
         let map = match fs::read(&path) {
-            Ok(bytes) => {
-                let data: FileData = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::Corruption(format!("decoding {}: {e}", path.display())))?;
-                data.series
+            Ok(bytes) => match serde_json::from_slice::<FileData>(&bytes) {
+                Ok(data) => data
+                    .series
                     .into_iter()
                     .map(|e| (Labels::from_pairs(&e.labels), e.intervals))
-                    .collect()
-            }
+                    .collect(),
+                Err(e) => {
+                    quarantine(dir, &path, &e.to_string())?;
+                    BTreeMap::new()
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
@@ -566,6 +590,43 @@ mod tests {
         db.clean_tombstones().unwrap();
         assert_eq!(times(&db, &[Matcher::eq("i", "1")]), vec![]);
         assert_eq!(times(&db, &[]).len(), 1);
+    }
+
+    #[test]
+    fn damaged_tombstones_file_is_quarantined_and_the_rest_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        fill(&db);
+        let want = times(&db, &[]);
+        db.delete_series(0, HOUR - 1, &[Matcher::eq("i", "1")])
+            .unwrap();
+        db.close().unwrap();
+        drop(db);
+        let path = dir.path().join(TOMBSTONES_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() / 2);
+        fs::write(&path, &bytes).unwrap();
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        // The deletion is lost with the file; every stored sample is served.
+        assert_eq!(times(&db, &[]), want);
+        assert!(!path.exists());
+        let moved: Vec<_> = fs::read_dir(dir.path().join(files::QUARANTINE_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(moved.len(), 1);
+        assert!(moved[0].starts_with("tombstones-"), "{moved:?}");
+        assert_eq!(
+            fs::read(dir.path().join(files::QUARANTINE_DIR).join(&moved[0])).unwrap(),
+            bytes
+        );
+        // New deletions work and persist again.
+        db.delete_series(0, HOUR - 1, &[Matcher::eq("i", "0")])
+            .unwrap();
+        db.close().unwrap();
+        drop(db);
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(db.inner.tombstones.all().len(), 1);
     }
 
     #[test]
