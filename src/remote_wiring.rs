@@ -170,4 +170,8 @@ impl WalReader for TsdbWalReader {
             })
             .map_err(|e| e.to_string())
     }
+
+    fn checkpoint(&mut self) -> Result<Option<(u64, Vec<u64>)>, String> {
+        self.0.new_checkpoint().map_err(|e| e.to_string())
+    }
 }

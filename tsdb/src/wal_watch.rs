@@ -95,6 +95,9 @@ pub struct Watcher {
     file: Option<File>,
     /// The checkpoint's series are still to be read (at the first poll).
     need_checkpoint: bool,
+    /// The newest checkpoint whose series were handed over or reported by
+    /// [`Watcher::new_checkpoint`].
+    last_checkpoint: Option<u64>,
     progress: Progress,
 }
 
@@ -108,6 +111,7 @@ impl Watcher {
             buf: Vec::new(),
             file: None,
             need_checkpoint: true,
+            last_checkpoint: None,
             progress: Progress {
                 position: start,
                 ..Progress::default()
@@ -118,6 +122,44 @@ impl Watcher {
     /// What the watcher has done so far.
     pub fn progress(&self) -> Progress {
         self.progress
+    }
+
+    /// A checkpoint written since the last call (or since the watcher read one), once the watcher
+    /// has read past the segments it covers: its number `n` and the refs of the series it holds.
+    /// The series a reader learnt from segments `<= n` that are not in the list are gone from the
+    /// database (the checkpoint keeps every live series), so the reader can forget them. Lists the
+    /// WAL directory (call it now and then, not per record).
+    pub fn new_checkpoint(&mut self) -> Result<Option<(u64, Vec<u64>)>> {
+        let Some((n, path)) = wal::list(&self.dir)?.checkpoint else {
+            return Ok(None);
+        };
+        if self.last_checkpoint.is_some_and(|l| l >= n) || self.pos.segment <= n {
+            return Ok(None);
+        }
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            // Replaced by a newer one meanwhile: that one is read at the next call.
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("reading WAL checkpoint {}", path.display()),
+                    e,
+                ));
+            }
+        };
+        let mut refs = Vec::new();
+        let damage = wal::read_records(&data, |rec| {
+            if let Record::Series(s) = rec {
+                refs.extend(s.into_iter().map(|(r, _)| r));
+            }
+        });
+        if let Some((offset, reason)) = damage {
+            // Forgetting series on a partial list could drop live ones: keep them all.
+            tracing::warn!(checkpoint = %path.display(), offset, reason, "damaged WAL checkpoint: no series forgotten");
+            return Ok(None);
+        }
+        self.last_checkpoint = Some(n);
+        Ok(Some((n, refs)))
     }
 
     /// Reads what the WAL holds now (at most about 1 MiB of it) and calls `f` with every whole
@@ -271,8 +313,8 @@ impl Watcher {
             );
             self.progress.skipped_segments += next - self.pos.segment;
         }
-        if let Some((_, path)) = &listing.checkpoint {
-            self.read_checkpoint(path, f)?;
+        if let Some((number, path)) = &listing.checkpoint {
+            self.read_checkpoint(*number, path, f)?;
         }
         self.next_segment(next);
         Ok(true)
@@ -282,8 +324,8 @@ impl Watcher {
     fn first_segment(&mut self, f: &mut dyn FnMut(Record, Position)) -> Result<()> {
         let listing = wal::list(&self.dir)?;
         let covered = listing.checkpoint.as_ref().map(|(n, _)| *n);
-        if let Some((_, path)) = &listing.checkpoint {
-            self.read_checkpoint(path, f)?;
+        if let Some((number, path)) = &listing.checkpoint {
+            self.read_checkpoint(*number, path, f)?;
         }
         let first = listing
             .segments
@@ -309,7 +351,12 @@ impl Watcher {
     }
 
     /// Hands over the Series records of a checkpoint (at the current position).
-    fn read_checkpoint(&mut self, path: &Path, f: &mut dyn FnMut(Record, Position)) -> Result<()> {
+    fn read_checkpoint(
+        &mut self,
+        number: u64,
+        path: &Path,
+        f: &mut dyn FnMut(Record, Position),
+    ) -> Result<()> {
         let data = match std::fs::read(path) {
             Ok(d) => d,
             // Replaced by a newer one meanwhile: that one is read at the next skip.
@@ -321,6 +368,7 @@ impl Watcher {
                 ));
             }
         };
+        self.last_checkpoint = self.last_checkpoint.max(Some(number));
         let pos = self.pos;
         let mut n = 0u64;
         let damage = wal::read_records(&data, |rec| {
@@ -434,6 +482,36 @@ mod tests {
         let (names, ts, _) = drain(&mut w);
         assert_eq!(names, vec!["a".to_string(), "b".to_string()]);
         assert_eq!(ts, vec![3]);
+    }
+
+    #[test]
+    fn new_checkpoints_name_the_live_series_once_read_past() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        append(d, 0, &series(1, "a"));
+        append(d, 0, &series(2, "b"));
+        append(d, 0, &samples(1, &[1]));
+        let mut w = Watcher::new(d, Position::default());
+        drain(&mut w);
+        assert_eq!(w.new_checkpoint().unwrap(), None);
+        // Segment 0 is checkpointed (only series 1 lives on) while the watcher is still in it.
+        let l = Labels::from_pairs(&[("__name__", "a")]);
+        crate::wal::write_checkpoint(d, 0, &[(1, l.clone())], 0).unwrap();
+        assert_eq!(w.new_checkpoint().unwrap(), None);
+        append(d, 1, &samples(1, &[2]));
+        drain(&mut w);
+        assert_eq!(w.new_checkpoint().unwrap(), Some((0, vec![1])));
+        assert_eq!(w.new_checkpoint().unwrap(), None, "reported once");
+        // A watcher that read the checkpoint itself at start does not report it again.
+        std::fs::remove_file(d.join(files::segment_name(0))).unwrap();
+        let mut fresh = Watcher::new(d, Position::default());
+        let (names, ts, _) = drain(&mut fresh);
+        assert_eq!((names, ts), (vec!["a".to_string()], vec![2]));
+        assert_eq!(fresh.new_checkpoint().unwrap(), None);
+        append(d, 2, &samples(1, &[3]));
+        crate::wal::write_checkpoint(d, 1, &[(1, l)], 0).unwrap();
+        drain(&mut w);
+        assert_eq!(w.new_checkpoint().unwrap(), Some((1, vec![1])));
     }
 
     #[test]

@@ -857,6 +857,9 @@ fn state_dir_name(name: &str) -> String {
 /// How long the feeder sleeps at the end of the WAL or while the queue is full.
 const FEED_IDLE: StdDuration = StdDuration::from_millis(50);
 
+/// A series' outgoing labels and shard (`None`: dropped by relabeling).
+type Route = Option<(Arc<Labels>, usize)>;
+
 /// The thread reading the WAL for one queue (WAL mode).
 struct Feeder {
     queue: Arc<Queue>,
@@ -868,8 +871,10 @@ struct Feeder {
 impl Feeder {
     fn run(self, mut reader: Box<dyn WalReader>, start: WalPosition) {
         let q = &self.queue;
-        // Outgoing labels and shard by storage ref (`None`: dropped by relabeling).
-        let mut series: HashMap<u64, Option<(Arc<Labels>, usize)>> = HashMap::new();
+        // Outgoing labels and shard by storage ref (`None`: dropped by relabeling), and the WAL
+        // segment that last named the series.
+        let mut series: HashMap<u64, (Route, u64)> = HashMap::new();
+        let mut checked = std::time::Instant::now();
         let mut prev = start;
         let mut seq = 0u64;
         let mut per: Vec<Vec<Item>> = vec![Vec::new(); q.shards.len()];
@@ -885,7 +890,7 @@ impl Feeder {
                 match entry {
                     WalEntry::Series(list) => {
                         for (r, labels) in list {
-                            series.insert(r, q.route(&labels));
+                            series.insert(r, (q.route(&labels), end.segment));
                         }
                     }
                     WalEntry::Samples(samples) => {
@@ -893,7 +898,7 @@ impl Feeder {
                         let mut highest = i64::MIN;
                         for (r, t, v) in samples {
                             highest = highest.max(t);
-                            match series.get(&r) {
+                            match series.get(&r).map(|(route, _)| route) {
                                 Some(Some((l, shard))) => {
                                     if let Some(p) = per.get_mut(*shard) {
                                         p.push((l.clone(), t, v));
@@ -938,7 +943,39 @@ impl Feeder {
                     std::thread::sleep(FEED_IDLE * 20);
                 }
             }
+            if checked.elapsed() >= FORGET_CHECK_EVERY {
+                checked = std::time::Instant::now();
+                forget_dead_series(&q.name, reader.as_mut(), &mut series);
+            }
         }
+    }
+}
+
+/// How often a feeder asks its reader for a new checkpoint to forget deleted series by.
+const FORGET_CHECK_EVERY: StdDuration = StdDuration::from_secs(10);
+
+/// Forgets the series a new checkpoint shows to be gone from the storage (named last in a segment
+/// the checkpoint covers and not in it), so a feeder's map follows the storage's series churn.
+fn forget_dead_series<V>(
+    queue: &str,
+    reader: &mut dyn WalReader,
+    series: &mut HashMap<u64, (V, u64)>,
+) {
+    match reader.checkpoint() {
+        Ok(Some((last, live))) => {
+            let live: std::collections::HashSet<u64> = live.into_iter().collect();
+            let before = series.len();
+            series.retain(|r, (_, seen)| *seen > last || live.contains(r));
+            tracing::debug!(
+                queue,
+                checkpoint = last,
+                forgotten = before - series.len(),
+                kept = series.len(),
+                "remote write: forgot series deleted from the storage"
+            );
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(queue, "reading a WAL checkpoint for remote write: {e}"),
     }
 }
 
@@ -1018,5 +1055,47 @@ impl Appender for TeeAppender {
 
     fn rollback(self: Box<Self>) -> storage::Result<()> {
         self.inner.rollback()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that only reports one checkpoint.
+    struct Checkpointed(Option<(u64, Vec<u64>)>);
+
+    impl WalReader for Checkpointed {
+        fn poll(
+            &mut self,
+            _f: &mut dyn FnMut(WalEntry, WalPosition),
+        ) -> std::result::Result<bool, String> {
+            Ok(false)
+        }
+        fn checkpoint(&mut self) -> std::result::Result<Option<(u64, Vec<u64>)>, String> {
+            Ok(self.0.take())
+        }
+    }
+
+    #[test]
+    fn checkpoints_forget_series_gone_from_the_storage() {
+        // ref -> segment that named it last.
+        let mut series: HashMap<u64, ((), u64)> = [
+            (1, ((), 0)),
+            (2, ((), 0)),
+            (3, ((), 3)),
+            (4, ((), 4)),
+            (5, ((), 2)),
+        ]
+        .into();
+        // Checkpoint of segments <= 3 keeps series 1 alive; 2, 3 and 5 are gone, 4 is newer.
+        let mut reader = Checkpointed(Some((3, vec![1])));
+        forget_dead_series("q", &mut reader, &mut series);
+        let mut left: Vec<u64> = series.keys().copied().collect();
+        left.sort_unstable();
+        assert_eq!(left, vec![1, 4]);
+        // Nothing new: nothing forgotten.
+        forget_dead_series("q", &mut reader, &mut series);
+        assert_eq!(series.len(), 2);
     }
 }

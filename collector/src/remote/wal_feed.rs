@@ -64,6 +64,14 @@ pub trait WalReader: Send {
         &mut self,
         f: &mut dyn FnMut(WalEntry, WalPosition),
     ) -> std::result::Result<bool, String>;
+
+    /// A checkpoint written since the last call that the reader has read past: the last segment
+    /// it covers and the refs of every series it holds. Series learnt from segments up to that one
+    /// and missing from the list are gone from the storage, so the reader's user can forget them.
+    /// `None` when there is nothing new (the default: such readers never forget series).
+    fn checkpoint(&mut self) -> std::result::Result<Option<(u64, Vec<u64>)>, String> {
+        Ok(None)
+    }
 }
 
 /// Where WAL readers come from (implemented by the binary over the storage's WAL watcher).
