@@ -13,6 +13,8 @@ mod cmd_tsdb;
 mod config;
 mod config_yaml;
 mod dashboards_wiring;
+#[cfg(test)]
+mod deploy_check;
 mod remote_source;
 mod remote_wiring;
 mod rules_wiring;

@@ -674,3 +674,123 @@ async fn events_on_an_open_watch_stream_apply_as_they_arrive() {
     let path = read_request(&mut sock).await;
     assert!(path.contains("watch=true&resourceVersion=9&"), "{path}");
 }
+
+/// The configuration shipped for clusters (deploy/kubernetes/prometheus.yml), pointed at the fake
+/// API server: the exporter DaemonSet's pods become `node` targets named after their node,
+/// annotated pods and service endpoints are scraped at their annotated ports, the rest is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_cluster_config_finds_the_exporters_and_annotated_pods() {
+    let api = Api::default();
+    let exporter = |node: &str, ip: &str| {
+        json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": format!("pharos-exporter-{node}"), "namespace": "monitoring",
+                "uid": format!("uid-exp-{node}"), "labels": {"app.kubernetes.io/name": "pharos-exporter"}},
+            "spec": {"nodeName": node, "hostNetwork": true, "containers": [{"name": "exporter", "image": "pharos:latest",
+                "ports": [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}]}]},
+            "status": {"phase": "Running", "podIP": ip, "hostIP": ip,
+                "conditions": [{"type": "Ready", "status": "True"}]}})
+    };
+    api.put("pods", exporter("n1", "10.0.0.1"));
+    api.put("pods", exporter("n2", "10.0.0.2"));
+    let mut app = pod("shop", "api-7", "api", "10.1.0.7", 8080);
+    app["metadata"]["annotations"] = json!({"prometheus.io/scrape": "true", "prometheus.io/port": "9102", "prometheus.io/path": "/stats"});
+    api.put("pods", app);
+    // Not annotated; and annotated but finished.
+    api.put("pods", pod("shop", "db-1", "db", "10.1.0.8", 5432));
+    let mut done = pod("shop", "job-1", "job", "10.1.0.9", 8080);
+    done["metadata"]["annotations"] = json!({"prometheus.io/scrape": "true"});
+    done["status"]["phase"] = json!("Succeeded");
+    api.put("pods", done);
+    api.put(
+        "services",
+        service("kube", "kube-state-metrics", true, 8080),
+    );
+    api.put(
+        "endpoints",
+        endpoints("kube", "kube-state-metrics", "ksm-1", "10.1.0.20", 8080),
+    );
+    let url = serve_api(api.clone()).await;
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/kubernetes/prometheus.yml"),
+    )
+    .unwrap();
+    // The collector reads the scrape part (the binary reads the rest; `pharos check config` and
+    // promtool check the whole file in the binary's tests).
+    let scrape = &shipped[shipped.find("scrape_configs:").unwrap()..];
+    let yaml = scrape.replace(
+        "\n      - role: ",
+        &format!("\n      - api_server: {url}\n        role: "),
+    );
+    assert_eq!(
+        yaml.matches("api_server").count(),
+        3,
+        "every kubernetes_sd_configs entry"
+    );
+    let cfg = Config::from_yaml(&yaml).unwrap();
+    let m = ScrapeManager::new(Arc::new(Mem::default()));
+    m.apply(&cfg.global, &cfg.scrape_configs).unwrap();
+    wait_for("five targets", || m.targets().len() == 5).await;
+    let mut got: Vec<(String, String, String)> = m
+        .targets()
+        .iter()
+        .map(|t| {
+            let l = |k: &str| t.labels.get(k).map_or("", |v| v.as_str()).to_string();
+            (
+                l("job"),
+                t.scrape_url.clone(),
+                format!(
+                    "instance={} node={} namespace={} pod={} service={}",
+                    l("instance"),
+                    l("node"),
+                    l("namespace"),
+                    l("pod"),
+                    l("service")
+                ),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = [
+        (
+            "kubernetes-pods",
+            "http://10.1.0.7:9102/stats",
+            "instance=10.1.0.7:9102 node=n1 namespace=shop pod=api-7 service=",
+        ),
+        (
+            "kubernetes-service-endpoints",
+            "http://10.1.0.20:8080/metrics",
+            "instance=10.1.0.20:8080 node= namespace=kube pod= service=kube-state-metrics",
+        ),
+        (
+            "node",
+            "http://10.0.0.1:9100/metrics",
+            "instance=n1 node=n1 namespace= pod= service=",
+        ),
+        (
+            "node",
+            "http://10.0.0.2:9100/metrics",
+            "instance=n2 node=n2 namespace= pod= service=",
+        ),
+        (
+            "pharos",
+            "http://localhost:9090/metrics",
+            "instance=localhost:9090 node= namespace= pod= service=",
+        ),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    // The node job lists only the monitoring namespace's exporter pods, by label.
+    let reqs = api.requests();
+    assert!(
+        reqs.iter().any(
+            |(u, _)| u.starts_with("/api/v1/namespaces/monitoring/pods?")
+                && u.contains("labelSelector=app.kubernetes.io%2Fname%3Dpharos-exporter")
+        ),
+        "{reqs:?}"
+    );
+    m.stop().await;
+}

@@ -7,6 +7,7 @@ mod alerting;
 mod api_golden;
 mod browser;
 mod dashboards;
+mod deploy;
 mod differential;
 mod exporter_cmd;
 mod harness;
