@@ -51,6 +51,25 @@ fn body() -> String {
     body
 }
 
+/// The shape of bench/bench.py's synthetic targets: families of 10 counters, each family with
+/// its `# HELP` and `# TYPE` lines; `variant` moves the values.
+fn families_body(variant: u64) -> String {
+    let mut body = String::new();
+    for f in 0..SAMPLES / 10 {
+        let name = format!("app_requests_{f}_total");
+        body.push_str(&format!(
+            "# HELP {name} Requests handled by component {f}.\n# TYPE {name} counter\n"
+        ));
+        for k in 0..10 {
+            let v = 1000 + 37 * f + k + variant * (k + 1);
+            body.push_str(&format!(
+                "{name}{{handler=\"/api/v{k}\",method=\"GET\",code=\"200\"}} {v}\n"
+            ));
+        }
+    }
+    body
+}
+
 fn append(c: &mut Criterion) {
     let body = body();
     let labels = [("job", "j"), ("instance", "i:1")];
@@ -74,6 +93,25 @@ fn append(c: &mut Criterion) {
     g.bench_function("steady_state", |b| {
         b.iter_batched(
             || body.clone(),
+            |body| {
+                ts += 1000;
+                assert_eq!(target.scrape(&Null, body, ts), None)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // Alternating bodies (values move, series and comments stay), as bench/bench.py serves.
+    let bodies = [families_body(0), families_body(1)];
+    let mut target = BenchTarget::new(&labels);
+    assert_eq!(target.scrape(&Null, bodies[0].clone(), 0), None);
+    let mut ts = 0;
+    let mut n = 0usize;
+    g.bench_function("steady_state_families", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                bodies[n % 2].clone()
+            },
             |body| {
                 ts += 1000;
                 assert_eq!(target.scrape(&Null, body, ts), None)

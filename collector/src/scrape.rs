@@ -108,16 +108,37 @@ struct CacheEntry {
     track_staleness: bool,
 }
 
-/// The series cache: entries in slots, an index by key, and the slot each line of the last text
-/// body used, so that a line usually finds its entry by position with one comparison of its
-/// series text, without hashing.
+/// The series cache: entries in slots and an index by key, plus what the last text body looked
+/// like line by line, so that a line that repeats its line of the last body finds its entry with
+/// one comparison against that body (read in order, so from warm memory), without hashing.
 #[derive(Debug, Default)]
 struct Entries {
     index: HashMap<Vec<u8>, u32, FxBuild>,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// Slot of each line (0-based) of the last text body, `u32::MAX` if none; a hint only.
-    order: Vec<u32>,
+    /// The last text body appended in full, and its lines ([`Line`]); empty after anything
+    /// else (a failure, OpenMetrics). Valid because an entry seen by the last body is not
+    /// evicted before the end of the next one, and a failure clears both.
+    prev_body: String,
+    lines: Vec<Line>,
+}
+
+/// One line of the last text body.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    /// Byte offset of the line in the body.
+    start: usize,
+    /// Length of the part a new line must repeat: the series text of a sample line (then a
+    /// blank must follow), the whole line without its `\n` otherwise (then `\n` or the end).
+    len: usize,
+    /// The series' slot for a sample line, [`Line::OTHER`] for a line that yields no sample
+    /// (comment, blank), [`Line::NONE`] for no hint.
+    slot: u32,
+}
+
+impl Line {
+    const OTHER: u32 = u32::MAX;
+    const NONE: u32 = u32::MAX - 1;
 }
 
 #[derive(Debug)]
@@ -128,30 +149,6 @@ struct Slot {
 }
 
 impl Entries {
-    /// The slot of `key`, trying the one line `line` had last time first.
-    #[inline]
-    fn find(&mut self, line: usize, key: &[u8]) -> Option<u32> {
-        if let Some(&i) = self.order.get(line)
-            && let Some(s) = self.slots.get(i as usize)
-            && s.entry.is_some()
-            && s.key == key
-        {
-            return Some(i);
-        }
-        let i = *self.index.get(key)?;
-        self.note(line, i);
-        Some(i)
-    }
-
-    /// Remembers slot `i` as the one of line `line`.
-    #[inline]
-    fn note(&mut self, line: usize, i: u32) {
-        if self.order.len() <= line {
-            self.order.resize(line + 1, u32::MAX);
-        }
-        self.order[line] = i;
-    }
-
     #[inline]
     fn get_mut(&mut self, i: u32) -> Option<&mut CacheEntry> {
         self.slots.get_mut(i as usize)?.entry.as_mut()
@@ -200,7 +197,8 @@ impl Entries {
         self.index.clear();
         self.slots.clear();
         self.free.clear();
-        self.order.clear();
+        self.prev_body.clear();
+        self.lines.clear();
     }
 }
 
@@ -238,6 +236,9 @@ pub(crate) struct Cache {
     /// True once report series were written (so they need end-of-run staleness markers).
     reported: bool,
     key: Vec<u8>,
+    /// Buffers for the next body and its line hints (the previous ones' allocations).
+    spare_body: Vec<u8>,
+    spare_lines: Vec<Line>,
 }
 
 impl Cache {
@@ -255,6 +256,26 @@ impl Cache {
             report_refs: [None; 5],
             reported: false,
             key: Vec::new(),
+            spare_body: Vec::new(),
+            spare_lines: Vec::new(),
+        }
+    }
+
+    /// An empty buffer for the next body, with the capacity of an earlier one.
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        let mut b = std::mem::take(&mut self.spare_body);
+        b.clear();
+        b
+    }
+
+    /// Keeps `body` (whose lines are in `entries.lines`) for the next scrape's comparisons,
+    /// recycling the one it replaces as the next buffer if that is small (a large one is freed
+    /// rather than held between scrapes).
+    fn keep_body(&mut self, body: String) {
+        const MAX_SPARE: usize = 1 << 20;
+        let old = std::mem::replace(&mut self.entries.prev_body, body);
+        if old.capacity() > self.spare_body.capacity() && old.capacity() <= MAX_SPARE {
+            self.spare_body = old.into_bytes();
         }
     }
 }
@@ -292,7 +313,11 @@ impl Sink<'_> {
             Err(e) => e,
             Ok((body, format)) => {
                 let mut app = self.app.appender();
-                match self.append_body(cache, app.as_mut(), &body, format, t) {
+                let appended = self.append_body(cache, app.as_mut(), &body, format, t);
+                if appended.is_ok() && format == Format::Text {
+                    cache.keep_body(body);
+                }
+                match appended {
                     Ok(stats) => {
                         self.stale_vanished(cache, app.as_mut(), t);
                         let report = Report {
@@ -410,6 +435,9 @@ impl Sink<'_> {
         stats: &mut BodyStats,
     ) -> Result<(), String> {
         let iter = cache.iter;
+        // No line hints for this body (the next text body starts without them).
+        cache.entries.lines.clear();
+        cache.entries.prev_body.clear();
         for entry in Parser::new(body, format) {
             let Entry::Sample {
                 name,
@@ -421,15 +449,22 @@ impl Sink<'_> {
                 continue;
             };
             structured_key(key, name, &labels);
-            let e = self.lookup(cache, key, None, name, &labels, stats)?;
+            let i = self.lookup(cache, key, name, &labels, stats)?;
+            let e = cache
+                .entries
+                .get_mut(i)
+                .ok_or_else(|| "internal error: series cache entry vanished".to_string())?;
             self.put(e, iter, app, value, timestamp, t, stats)?;
         }
         Ok(())
     }
 
-    /// The text format with a fast path: a sample line whose series part (name and label set, as
-    /// written) is in the cache has only its value and timestamp parsed; every other line goes
-    /// through the full parser, one line at a time (the text format has no state across lines).
+    /// The text format with two fast paths. A line that repeats the series part (or, for a
+    /// comment, the whole text) of the same line of the last body is handled with one
+    /// comparison and a parse of its value; a sample line whose series part (name and label
+    /// set, as written) is in the cache has only its value and timestamp parsed. Every other
+    /// line goes through the full parser, one line at a time (the text format has no state
+    /// across lines, so a line identical to one accepted last time is accepted again).
     fn append_text(
         &self,
         cache: &mut Cache,
@@ -440,25 +475,114 @@ impl Sink<'_> {
         stats: &mut BodyStats,
     ) -> Result<(), String> {
         let iter = cache.iter;
+        let prev_lines = std::mem::take(&mut cache.entries.lines);
+        let prev_body = std::mem::take(&mut cache.entries.prev_body);
+        let mut lines = std::mem::take(&mut cache.spare_lines);
+        lines.clear();
+        let r = self.append_lines(
+            cache,
+            app,
+            body,
+            (&prev_body, &prev_lines),
+            &mut lines,
+            t,
+            iter,
+            key,
+            stats,
+        );
+        // The old hints' allocations are reused next time; the new ones hold for `body`
+        // (kept by the caller) only if every line was read.
+        cache.spare_lines = prev_lines;
+        cache.entries.prev_body = prev_body;
+        if r.is_ok() {
+            cache.entries.lines = lines;
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append_lines(
+        &self,
+        cache: &mut Cache,
+        app: &mut dyn Appender,
+        body: &str,
+        (prev_body, prev_lines): (&str, &[Line]),
+        lines: &mut Vec<Line>,
+        t: i64,
+        iter: u64,
+        key: &mut Vec<u8>,
+        stats: &mut BodyStats,
+    ) -> Result<(), String> {
+        let bytes = body.as_bytes();
+        let prev = prev_body.as_bytes();
+        let mut pos = 0usize;
         let mut lineno = 0usize;
-        for raw in body.split_terminator('\n') {
+        while pos < bytes.len() {
             lineno += 1;
+            let rest = &bytes[pos..];
+            // The line as in the last body?
+            if let Some(h) = prev_lines.get(lineno - 1)
+                && h.slot != Line::NONE
+                && let Some(p) = prev.get(h.start..h.start + h.len)
+                && rest.starts_with(p)
+            {
+                let after = pos + h.len;
+                if h.slot == Line::OTHER {
+                    if matches!(bytes.get(after), None | Some(b'\n')) {
+                        lines.push(Line { start: pos, ..*h });
+                        pos = after + 1;
+                        continue;
+                    }
+                } else if matches!(bytes.get(after), Some(b' ' | b'\t')) {
+                    let end = line_end(bytes, after);
+                    let tail = &body[after..end];
+                    if let Some((value, timestamp)) =
+                        fast_value_ts(tail.strip_suffix('\r').unwrap_or(tail))
+                        && let Some(e) = cache.entries.get_mut(h.slot)
+                    {
+                        self.put(e, iter, app, value, timestamp, t, stats)?;
+                        lines.push(Line { start: pos, ..*h });
+                        pos = end + 1;
+                        continue;
+                    }
+                }
+            }
+            let end = line_end(bytes, pos);
+            let raw = &body[pos..end];
+            let start = pos;
+            pos = end + 1;
+            let other = Line {
+                start,
+                len: raw.len(),
+                slot: Line::OTHER,
+            };
             let line = raw.strip_suffix('\r').unwrap_or(raw);
             let series = match line.as_bytes().first() {
-                None => continue,
+                None => {
+                    lines.push(other);
+                    continue;
+                }
                 Some(b'#' | b' ' | b'\t') => None,
                 Some(_) => series_end(line.as_bytes()).map(|n| &line[..n]),
             };
             if let Some(s) = series
-                && let Some(i) = cache.entries.find(lineno - 1, s.as_bytes())
+                && let Some(&i) = cache.entries.index.get(s.as_bytes())
                 && let Some((value, timestamp)) = fast_value_ts(&line[s.len()..])
                 && let Some(e) = cache.entries.get_mut(i)
             {
                 self.put(e, iter, app, value, timestamp, t, stats)?;
+                lines.push(Line {
+                    start,
+                    len: s.len(),
+                    slot: i,
+                });
                 continue;
             }
             let entry = match Parser::new(line, Format::Text).next() {
-                None => continue,
+                None => {
+                    lines.push(other);
+                    continue;
+                }
                 Some(Ok(e)) => e,
                 Some(Err(e)) => return Err(format!("line {lineno}: {}", e.message)),
             };
@@ -469,70 +593,80 @@ impl Sink<'_> {
                 timestamp,
             } = entry
             else {
+                lines.push(other);
                 continue;
             };
-            match series {
+            let hint = match series {
                 Some(s) => {
                     key.clear();
                     key.extend_from_slice(s.as_bytes());
+                    Some(s.len())
                 }
-                None => structured_key(key, name, &labels),
-            }
-            let e = self.lookup(cache, key, Some(lineno - 1), name, &labels, stats)?;
+                None => {
+                    structured_key(key, name, &labels);
+                    None
+                }
+            };
+            let i = self.lookup(cache, key, name, &labels, stats)?;
+            lines.push(match hint {
+                Some(len) => Line {
+                    start,
+                    len,
+                    slot: i,
+                },
+                None => Line {
+                    start,
+                    len: 0,
+                    slot: Line::NONE,
+                },
+            });
+            let e = cache
+                .entries
+                .get_mut(i)
+                .ok_or_else(|| "internal error: series cache entry vanished".to_string())?;
             self.put(e, iter, app, value, timestamp, t, stats)?;
         }
         Ok(())
     }
 
-    /// The cache entry of `key`, created (labels, relabeling, limits) if missing; remembered as
-    /// the entry of line `line` (0-based) for the next scrape, if given.
-    fn lookup<'c>(
+    /// The slot of the cache entry of `key`, created (labels, relabeling, limits) if missing.
+    fn lookup(
         &self,
-        cache: &'c mut Cache,
+        cache: &mut Cache,
         key: &[u8],
-        line: Option<usize>,
         name: &str,
         labels: &[(&str, std::borrow::Cow<'_, str>)],
         stats: &mut BodyStats,
-    ) -> Result<&'c mut CacheEntry, String> {
-        let found = cache.entries.index.get(key).copied();
-        let i = if let Some(i) = found {
-            i
-        } else {
-            let raw = sample_labels(name, labels, self.target, self.opts.honor_labels);
-            let lset = if self.opts.metric_relabel.is_empty() {
-                Some(raw)
-            } else {
-                let l = relabel::process(&raw, &self.opts.metric_relabel);
-                if l.as_ref().is_some_and(|l| l.metric_name().is_none()) {
-                    return Err(format!(
-                        "missing metric name ({METRIC_NAME} label) after relabeling {raw}"
-                    ));
-                }
-                l
-            };
-            if let Some(l) = &lset {
-                self.opts.check_label_limits(l)?;
-                stats.added += 1;
-            }
-            cache.entries.insert(
-                key,
-                CacheEntry {
-                    labels: lset,
-                    sref: None,
-                    last: 0,
-                    prev: 0,
-                    track_staleness: true,
-                },
-            )
-        };
-        if let Some(line) = line {
-            cache.entries.note(line, i);
+    ) -> Result<u32, String> {
+        if let Some(&i) = cache.entries.index.get(key) {
+            return Ok(i);
         }
-        cache
-            .entries
-            .get_mut(i)
-            .ok_or_else(|| "internal error: series cache entry vanished".to_string())
+        let raw = sample_labels(name, labels, self.target, self.opts.honor_labels);
+        let lset = if self.opts.metric_relabel.is_empty() {
+            Some(raw)
+        } else {
+            let l = relabel::process(&raw, &self.opts.metric_relabel);
+            if l.as_ref().is_some_and(|l| l.metric_name().is_none()) {
+                return Err(format!(
+                    "missing metric name ({METRIC_NAME} label) after relabeling {raw}"
+                ));
+            }
+            l
+        };
+        if let Some(l) = &lset {
+            self.opts.check_label_limits(l)?;
+            stats.added += 1;
+        }
+        Ok(cache.entries.insert(
+            key,
+            CacheEntry {
+                labels: lset,
+                sref: None,
+                last: 0,
+                prev: 0,
+                track_staleness: true,
+            },
+        ))
     }
 
     /// Appends one scraped sample of a cached series.
@@ -695,6 +829,14 @@ fn structured_key(key: &mut Vec<u8>, name: &str, labels: &[(&str, std::borrow::C
         key.push(0xFE);
         key.extend_from_slice(v.as_bytes());
     }
+}
+
+/// The index of the `\n` ending the line that starts at or before `from`, or `b.len()`.
+#[inline]
+fn line_end(b: &[u8], from: usize) -> usize {
+    b.get(from..)
+        .and_then(|r| r.iter().position(|&c| c == b'\n'))
+        .map_or(b.len(), |n| from + n)
 }
 
 /// Whether `c` may occur in a metric name (`[a-zA-Z0-9_:]`).
@@ -864,17 +1006,19 @@ pub(crate) fn first_offset_ms(key: &str, interval_ms: i64, now_ms: i64) -> i64 {
     (phase - now_ms.rem_euclid(interval)).rem_euclid(interval)
 }
 
-/// Fetches one body: GET with the Accept and timeout headers, status check, size limit.
+/// Fetches one body into `body` (cleared, its capacity reused): GET with the Accept and
+/// timeout headers, status check, size limit.
 async fn fetch(
     client: &reqwest::Client,
     target: &Target,
     opts: &Options,
+    mut body: Vec<u8>,
 ) -> Result<(String, Format), String> {
     let body_limit = opts.body_size_limit;
     let timeout = target.timeout.std();
     let req = opts
         .http
-        .apply(client.get(&target.url))
+        .apply(client.get(target.parsed_url.clone()))
         .map_err(|e| e.to_string())?;
     let resp = req
         .header(reqwest::header::ACCEPT, ACCEPT)
@@ -896,7 +1040,14 @@ async fn fetch(
         .and_then(|v| v.to_str().ok())
         .map_or(Format::Text, Format::from_content_type);
     let mut resp = resp;
-    let mut body: Vec<u8> = Vec::new();
+    body.clear();
+    // Room for the announced length, up to a bound (the header is the target's word only).
+    const MAX_RESERVE: u64 = 16 << 20;
+    if let Some(n) = resp.content_length()
+        && (body_limit == 0 || n <= body_limit)
+    {
+        body.reserve(usize::try_from(n.min(MAX_RESERVE)).unwrap_or(0));
+    }
     while let Some(chunk) = resp.chunk().await.map_err(|e| http_error(&e, target))? {
         body.extend_from_slice(&chunk);
         if body_limit > 0 && body.len() as u64 > body_limit {
@@ -976,10 +1127,11 @@ impl Loop {
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
+            let buffer = cache.as_mut().map(Cache::take_buffer).unwrap_or_default();
             let body = match forced {
                 Some(e) => Err(e),
                 None => tokio::select! {
-                    b = fetch(&self.client, &self.target, &self.opts) => b,
+                    b = fetch(&self.client, &self.target, &self.opts, buffer) => b,
                     _ = stop.changed() => break,
                 },
             };
@@ -1244,6 +1396,46 @@ mod tests {
             }
             assert_eq!(got, want, "scrape at {t}");
         }
+    }
+
+    #[test]
+    fn line_hints_follow_changed_bodies() {
+        let target = Labels::from_pairs(&[("job", "j")]);
+        let rec = Rec::default();
+        let mut bt = BenchTarget::new(&[("job", "j")]);
+        let bodies = [
+            "# TYPE a counter\na 1\na{x=\"1\"} 2\n\nb 3 1000\n",
+            "# TYPE a counter\na 1\na{x=\"1\"} 2\n\nb 3 1000\n",
+            // Each line starts with the last body's line but is another one.
+            "# TYPE a counter\nab 1\na{x=\"1\"}{ 2\n \nb 3 2000 \n",
+            "# TYPE a counter\na{x=\"1\"} 1\na 2\nb 3\n",
+            // A line inserted at the top shifts every hint; no final newline.
+            "# HELP a Help.\n# TYPE a counter\na{x=\"1\"} 5\na 6\nb\t7",
+            "# HELP a Help.\n# TYPE a counter\na{x=\"1\"} 5\na 6\nb\t7\r\n",
+            "a{x=\"1\",} 8\n# TYPE a counter\na 9\n",
+        ];
+        for (n, body) in bodies.iter().enumerate() {
+            let t = 10 * (n as i64 + 1);
+            let want = pharos_model::expfmt::parse(body, Format::Text);
+            let got = bt.scrape(&rec, body.to_string(), t);
+            match want {
+                Ok(_) => {
+                    assert_eq!(got, None, "body {n}");
+                    let appended = rec.0.lock().unwrap().clone();
+                    let want = expected(body, &target, t);
+                    assert_eq!(appended[..want.len()], want[..], "body {n}");
+                }
+                Err(e) => assert_eq!(got, Some(e.to_string()), "body {n}"),
+            }
+        }
+        // A comment that was accepted, then changed into an invalid one, is rejected.
+        let good = "# TYPE a counter\na 1\n";
+        assert_eq!(bt.scrape(&rec, good.into(), 100), None);
+        assert_eq!(bt.scrape(&rec, good.into(), 110), None);
+        let bad = "# TYPE a counterx\na 1\n";
+        let want = pharos_model::expfmt::parse(bad, Format::Text).unwrap_err();
+        assert_eq!(bt.scrape(&rec, bad.into(), 120), Some(want.to_string()));
+        assert_eq!(bt.scrape(&rec, good.into(), 130), None);
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub(crate) struct Target {
     pub labels: Labels,
     /// The URL scraped.
     pub url: String,
+    /// `url` parsed (once, not at every scrape).
+    pub parsed_url: reqwest::Url,
     pub interval: Duration,
     pub timeout: Duration,
     /// Identity: a target whose key is unchanged across `apply` keeps its loop.
@@ -215,7 +217,8 @@ fn populate(
             .cloned()
             .collect(),
     );
-    let url = url.to_string();
+    let parsed_url = url;
+    let url = parsed_url.to_string();
     let key = format!(
         "{}\u{0}{url}\u{0}{labels}\u{0}{interval}\u{0}{timeout}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}{}/{}/{}\u{0}{:?}",
         c.job_name,
@@ -234,6 +237,7 @@ fn populate(
         discovered,
         labels,
         url,
+        parsed_url,
         interval,
         timeout,
         key,
