@@ -192,10 +192,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let _ = reload_task.await;
     tracing::info!("closing storage");
-    tokio::task::spawn_blocking(move || db.close())
-        .await
-        .context("storage close task failed")?
-        .context("cannot close storage cleanly")?;
+    // With no remote-write queue state (nothing resumes reading the WAL), the WAL is rewritten
+    // as one compact segment holding the head (about half the bytes on disk).
+    let wal_readers = std::fs::read_dir(args.tsdb_path.join("remote_write"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    tokio::task::spawn_blocking(move || {
+        if wal_readers {
+            db.close()
+        } else {
+            db.close_compacting_wal()
+        }
+    })
+    .await
+    .context("storage close task failed")?
+    .context("cannot close storage cleanly")?;
     tracing::info!("see you next time");
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! and the zstd level of persisted blocks by measurement (not a timing benchmark).
 //!
 //! `PHAROS_DENSITY_DIR=/path/to/data cargo bench -p pharos-tsdb --bench density`
+//! (`PHAROS_DENSITY_QUICK=1`: only `encode_best` at 480/1440/4320 and the bytes per metric name)
 //!
 //! The directory is copied to a temporary one first (opening it writes a WAL segment). Every
 //! series is read whole, cut into chunks of N samples and encoded with `chunk::encode_best`
@@ -128,6 +129,35 @@ fn main() {
     };
     let total: usize = data.iter().map(|(_, s)| s.len()).sum();
     println!("{} series, {total} samples", data.len());
+    if std::env::var_os("PHAROS_DENSITY_QUICK").is_some() {
+        // What block writers do: encode_best at a few chunk sizes, and where the bytes go.
+        for size in [480, 1440, 4320] {
+            let (bps, rate) = measure(&data, size, None);
+            println!("best, {size}/chunk: {bps:.4} B/sample ({rate:.1} M/s enc)");
+        }
+        let mut by: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+        let mut buf = Vec::new();
+        for (name, s) in &data {
+            for part in s.chunks(480) {
+                buf.clear();
+                chunk::encode_best(part, &mut buf);
+                let e = by.entry(name.as_str()).or_default();
+                e.0 += buf.len() + FRAMING;
+                e.1 += part.len();
+            }
+        }
+        let all: usize = by.values().map(|v| v.0).sum();
+        let mut rows: Vec<_> = by.into_iter().collect();
+        rows.sort_by_key(|(_, (b, _))| std::cmp::Reverse(*b));
+        for (name, (b, n)) in rows.iter().take(20) {
+            println!(
+                "{name}: {:.1}% of bytes, {:.3} B/sample",
+                100.0 * *b as f64 / all as f64,
+                *b as f64 / *n as f64
+            );
+        }
+        return;
+    }
     println!("| samples/chunk | best | zstd 1 | zstd 3 | zstd 9 | zstd 19 |");
     for size in [120, 480, 1440, 4320, 12960] {
         let mut row = format!("| {size} |");

@@ -274,7 +274,12 @@ impl Writer {
 
 fn header(magic: u32) -> [u8; HEADER_LEN] {
     let m = magic.to_be_bytes();
-    [m[0], m[1], m[2], m[3], files::BLOCK_FORMAT_VERSION, 0, 0, 0]
+    let version = if magic == files::CHUNKS_MAGIC {
+        files::CHUNKS_FORMAT_VERSION
+    } else {
+        files::BLOCK_FORMAT_VERSION
+    };
+    [m[0], m[1], m[2], m[3], version, 0, 0, 0]
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
@@ -396,8 +401,14 @@ fn read_str(b: &[u8]) -> Option<(&str, &[u8])> {
 
 fn check_header(path: &Path, data: &[u8], magic: u32) -> Result<()> {
     let want = header(magic);
+    // Chunk files of version 1 (before the frame-of-reference Packed modes) read unchanged.
+    let older = magic == files::CHUNKS_MAGIC && {
+        let mut v1 = want;
+        v1[4] = 1;
+        data.get(..HEADER_LEN) == Some(&v1[..])
+    };
     match data.get(..HEADER_LEN) {
-        Some(h) if h == want => Ok(()),
+        Some(h) if h == want || older => Ok(()),
         Some(h) => Err(corrupt(
             path,
             format!("bad header {h:02x?}, want {want:02x?}"),
@@ -851,4 +862,45 @@ pub(crate) fn compact(
         w.add_chunks(labels, &raw)?;
     }
     w.finish(min_t, max_t, level, sources.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_files_of_version_1_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(dir.path(), 0, 100_000).unwrap();
+        let labels = Labels::from_pairs(&[("__name__", "c")]);
+        // A counter: written with a frame-of-reference Packed mode.
+        let samples: Vec<Sample> = (0..500)
+            .map(|i| Sample {
+                t: i * 100,
+                v: (i * 1000 + (i * 7919) % 97) as f64,
+            })
+            .collect();
+        w.add_samples(&labels, &samples).unwrap();
+        let path = w.finish(0, 100_000, 1, Vec::new()).unwrap().unwrap();
+        let chunks = path.join(files::BLOCK_CHUNKS);
+        let data = fs::read(&chunks).unwrap();
+        assert_eq!(data[4], files::CHUNKS_FORMAT_VERSION);
+        #[track_caller]
+        fn check(path: &Path, chunks: &Path, version: u8, want_ok: bool) {
+            let mut data = fs::read(chunks).unwrap();
+            data[4] = version;
+            fs::write(chunks, &data).unwrap();
+            match Block::open(path) {
+                Ok(_) => assert!(want_ok, "version {version} opened"),
+                Err(e) => {
+                    assert!(!want_ok, "version {version}: {e}");
+                    assert!(e.to_string().contains("bad header"), "{e}");
+                }
+            }
+        }
+        check(&path, &chunks, 1, true);
+        check(&path, &chunks, 2, true);
+        check(&path, &chunks, 3, false);
+        check(&path, &chunks, 0, false);
+    }
 }

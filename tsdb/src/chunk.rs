@@ -635,6 +635,10 @@ fn scaled(v: f64, k: u32) -> Option<i64> {
 const MODE_CONSTANT: u8 = 0;
 const MODE_DECIMAL: u8 = 1;
 const MODE_FLOAT_BITS: u8 = 2;
+/// [`MODE_DECIMAL`] with frame-of-reference entries (see `tsdb/docs/format.md`).
+const MODE_DECIMAL_FOR: u8 = 3;
+/// [`MODE_FLOAT_BITS`] with frame-of-reference entries.
+const MODE_FLOAT_BITS_FOR: u8 = 4;
 
 /// Encodes `samples` (timestamps not decreasing) as [`Encoding::Packed`] into `out`: values as
 /// one constant, as decimals with at most 9 fraction digits, or else as deltas of their IEEE 754
@@ -675,21 +679,11 @@ pub fn encode_packed(samples: &[Sample], out: &mut Vec<u8>) -> bool {
         let ints: Option<Vec<i64>> = samples.iter().map(|s| scaled(s.v, k)).collect();
         ints.map(|i| (k, i))
     });
-    let ints = match decimal {
-        Some((k, ints)) => {
-            w.buf.push(MODE_DECIMAL);
-            w.buf.push(k as u8);
-            crate::varint::put_varint(&mut w.buf, ints[0]);
-            ints
-        }
-        None => {
-            // Any floats: deltas of their bit patterns, which for a counter or a slowly moving
-            // gauge keep the sign and exponent bits zero where XOR still spends a window on them.
-            let ints: Vec<i64> = samples.iter().map(|s| s.v.to_bits() as i64).collect();
-            w.buf.push(MODE_FLOAT_BITS);
-            w.buf.extend_from_slice(&bits.to_le_bytes());
-            ints
-        }
+    // Any other floats: deltas of their bit patterns, which for a counter or a slowly moving
+    // gauge keep the sign and exponent bits zero where XOR still spends a window on them.
+    let ints: Vec<i64> = match &decimal {
+        Some((_, ints)) => ints.clone(),
+        None => samples.iter().map(|s| s.v.to_bits() as i64).collect(),
     };
     let deltas: Vec<i64> = ints.windows(2).map(|p| p[1].wrapping_sub(p[0])).collect();
     // Common trailing zero bits (e.g. byte counts in pages) are stored once.
@@ -699,24 +693,103 @@ pub fn encode_packed(samples: &[Sample], out: &mut Vec<u8>) -> bool {
         .map(|d| d.trailing_zeros())
         .min()
         .unwrap_or(0);
-    let vw = width(deltas.iter().map(|&d| zigzag(d >> tz)));
+    let shifted = || deltas.iter().map(|&d| d >> tz);
+    // Zigzag entries suit deltas of both signs (gauges); frame of reference (entries above
+    // the smallest delta, unsigned) suits one-signed deltas (counters), saving the sign bit and
+    // the width of the smallest delta. The smaller wins; ties go to zigzag (no `min` varint).
+    let vw_zigzag = width(shifted().map(zigzag));
+    let min = shifted().min().unwrap_or(0);
+    let vw_for = width(shifted().map(|d| d.wrapping_sub(min) as u64));
+    let n_entries = deltas.len() as u64;
+    let for_bits = n_entries * u64::from(vw_for) + 8 * crate::varint::varint_len(min) as u64;
+    let use_for = for_bits.div_ceil(8) < (n_entries * u64::from(vw_zigzag)).div_ceil(8);
+    match &decimal {
+        Some((k, ints)) => {
+            w.buf.push(if use_for {
+                MODE_DECIMAL_FOR
+            } else {
+                MODE_DECIMAL
+            });
+            w.buf.push(*k as u8);
+            crate::varint::put_varint(&mut w.buf, ints[0]);
+        }
+        None => {
+            w.buf.push(if use_for {
+                MODE_FLOAT_BITS_FOR
+            } else {
+                MODE_FLOAT_BITS
+            });
+            w.buf.extend_from_slice(&bits.to_le_bytes());
+        }
+    }
     if samples.len() >= 2 {
         w.buf.push(tz as u8);
-        w.buf.push(vw as u8);
-    }
-    for d in deltas {
-        w.write_bits(zigzag(d >> tz), vw);
+        if use_for {
+            w.buf.push(vw_for as u8);
+            crate::varint::put_varint(&mut w.buf, min);
+            for d in shifted() {
+                w.write_bits(d.wrapping_sub(min) as u64, vw_for);
+            }
+        } else {
+            w.buf.push(vw_zigzag as u8);
+            for d in shifted() {
+                w.write_bits(zigzag(d), vw_zigzag);
+            }
+        }
     }
     *out = w.buf;
     true
 }
 
-/// Sets `vals[0]` to `to_f(x)`, then reads the `tz`/`vw` header and the packed deltas of the
-/// rest of the value run, setting `vals[1..]` to `to_f` of each following value.
+/// The hot loop of [`unpack_deltas`] for entries of `vw` (1..=56) bits: one unaligned
+/// big-endian load per entry, bounds-checked once (reads past the end of `r` see zero bits).
+/// `FRAME`: entries are `delta - min` (frame of reference), else zigzag. Sets each `v` to
+/// `to_f` of the running sum `x`; returns the bits read. Kept out of line so that its state
+/// stays in registers.
+#[inline(never)]
+fn unpack_narrow<const FRAME: bool>(
+    r: &[u8],
+    vals: &mut [Sample],
+    mut x: i64,
+    vw: u32,
+    tz: u32,
+    min: i64,
+    to_f: impl Fn(i64) -> f64,
+) -> usize {
+    let shift = 64 - vw;
+    let step = vw as usize;
+    let mut pos = 0usize;
+    for s in vals {
+        let i = pos >> 3;
+        let word = match r.get(i..i + 8) {
+            Some(&[a, b, c, d, e, f, g, h]) => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            _ => Bits {
+                data: r,
+                pos: i * 8,
+            }
+            .word(),
+        };
+        let z = (word << (pos & 7)) >> shift;
+        pos += step;
+        let d = if FRAME {
+            min.wrapping_add(z as i64)
+        } else {
+            unzigzag(z)
+        };
+        x = x.wrapping_add(d << tz);
+        s.v = to_f(x);
+    }
+    pos
+}
+
+/// Sets `vals[0]` to `to_f(x)`, then reads the `tz`/`vw` header (and with `frame`, the
+/// frame-of-reference `min`) and the packed deltas of the rest of the value run, setting
+/// `vals[1..]` to `to_f` of each following value.
 fn unpack_deltas(
     r: &[u8],
     vals: &mut [Sample],
     mut x: i64,
+    frame: bool,
     to_f: impl Fn(i64) -> f64,
 ) -> Result<()> {
     let bad = |what: &str| Error::Corruption(format!("packed chunk: {what}"));
@@ -732,13 +805,42 @@ fn unpack_deltas(
     if *tz > 63 || *vw > 64 {
         return Err(bad(&format!("value shift {tz} or width {vw} too large")));
     }
-    let mut br = Bits { data: r, pos: 0 };
-    for s in &mut vals[1..] {
-        let z = br.take_var(u32::from(*vw));
-        x = x.wrapping_add(unzigzag(z).wrapping_shl(u32::from(*tz)));
-        s.v = to_f(x);
-    }
-    if br.pos > r.len() * 8 {
+    let (tz, vw) = (u32::from(*tz), u32::from(*vw));
+    let (min, r) = if frame {
+        crate::varint::varint(r).ok_or_else(|| bad("bad value minimum"))?
+    } else {
+        (0, r)
+    };
+    let vals = &mut vals[1..];
+    let used = match (vw, frame) {
+        // Every delta equals `min` (a counter growing at a fixed rate) or zero (a constant).
+        (0, _) => {
+            let step = min.wrapping_shl(tz);
+            for s in vals {
+                x = x.wrapping_add(step);
+                s.v = to_f(x);
+            }
+            0
+        }
+        (1..=56, true) => unpack_narrow::<true>(r, vals, x, vw, tz, min, to_f),
+        (1..=56, false) => unpack_narrow::<false>(r, vals, x, vw, tz, 0, to_f),
+        _ => {
+            let mut br = Bits { data: r, pos: 0 };
+            for s in vals {
+                let z = br.take_var(vw);
+                let d = if frame {
+                    min.wrapping_add(z as i64)
+                } else {
+                    unzigzag(z)
+                };
+                x = x.wrapping_add(d.wrapping_shl(tz));
+                s.v = to_f(x);
+            }
+            br.pos
+        }
+    };
+    let r = (r, used);
+    if r.1 > r.0.len() * 8 {
         return Err(bad("ends inside the values"));
     }
     Ok(())
@@ -754,8 +856,8 @@ pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
     let n = n as usize;
     let (t0, mut rest) = crate::varint::varint(rest).ok_or_else(|| bad("bad first timestamp"))?;
     let base = out.len();
-    out.reserve(n);
-    out.push(Sample { t: t0, v: 0.0 });
+    // Filled in place: timestamps first, then values (no per-sample capacity checks).
+    out.resize(base + n, Sample { t: t0, v: 0.0 });
     if n >= 2 {
         let (d0, r) = crate::varint::varint(rest).ok_or_else(|| bad("bad first delta"))?;
         let (&tw, r) = r
@@ -765,20 +867,23 @@ pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
             return Err(bad(&format!("timestamp width {tw} > 64")));
         }
         let mut br = Bits { data: r, pos: 0 };
-        let (mut t, mut d) = (t0.wrapping_add(d0), d0);
-        out.push(Sample { t, v: 0.0 });
+        let t1 = t0.wrapping_add(d0);
+        let ts = &mut out[base + 1..];
         if tw == 0 {
             // Regular timestamps (the common case): no bits to read.
-            out.extend((2..n).map(|_| {
-                t = t.wrapping_add(d);
-                Sample { t, v: 0.0 }
-            }));
+            for (j, s) in ts.iter_mut().enumerate() {
+                s.t = t1.wrapping_add((j as i64).wrapping_mul(d0));
+            }
         } else {
-            for _ in 2..n {
-                let z = br.take_var(u32::from(tw));
-                d = d.wrapping_add(unzigzag(z));
-                t = t.wrapping_add(d);
-                out.push(Sample { t, v: 0.0 });
+            let (mut t, mut d) = (t1, d0);
+            if let Some((first, later)) = ts.split_first_mut() {
+                first.t = t;
+                for s in later {
+                    let z = br.take_var(u32::from(tw));
+                    d = d.wrapping_add(unzigzag(z));
+                    t = t.wrapping_add(d);
+                    s.t = t;
+                }
             }
         }
         // Reads past the end saw zeros: checked once for the whole run.
@@ -799,7 +904,7 @@ pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
             let v = f64::from_bits(u64::from_le_bytes(*b));
             vals.iter_mut().for_each(|s| s.v = v);
         }
-        MODE_DECIMAL => {
+        MODE_DECIMAL | MODE_DECIMAL_FOR => {
             let [k, r @ ..] = rest else {
                 return Err(bad("ends before the scale"));
             };
@@ -808,16 +913,22 @@ pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
             }
             let p = 10f64.powi(i32::from(*k));
             let (x, r) = crate::varint::varint(r).ok_or_else(|| bad("bad first value"))?;
-            let k = *k;
-            let to_f = move |x: i64| if k == 0 { x as f64 } else { x as f64 / p };
-            unpack_deltas(r, vals, x, to_f)?;
+            // One loop per case: no test of `k` per sample.
+            let frame = mode == MODE_DECIMAL_FOR;
+            if *k == 0 {
+                unpack_deltas(r, vals, x, frame, |x| x as f64)?;
+            } else {
+                unpack_deltas(r, vals, x, frame, move |x| x as f64 / p)?;
+            }
         }
-        MODE_FLOAT_BITS => {
+        MODE_FLOAT_BITS | MODE_FLOAT_BITS_FOR => {
             let (b, r) = rest
                 .split_first_chunk::<8>()
                 .ok_or_else(|| bad("ends inside the first value"))?;
             let x = i64::from_le_bytes(*b);
-            unpack_deltas(r, vals, x, |x| f64::from_bits(x as u64))?;
+            unpack_deltas(r, vals, x, mode == MODE_FLOAT_BITS_FOR, |x| {
+                f64::from_bits(x as u64)
+            })?;
         }
         m => return Err(bad(&format!("unknown value mode {m}"))),
     }
@@ -1319,5 +1430,113 @@ mod tests {
         bomb.extend_from_slice(&big);
         let err = decode_into(Encoding::Zstd, &bomb, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("content size"), "{err}");
+    }
+
+    /// The value mode byte of a Packed chunk of regular timestamps (`tw` = 0).
+    fn packed_mode(buf: &[u8]) -> u8 {
+        let (_, r) = crate::varint::uvarint(buf).unwrap();
+        let (_, r) = crate::varint::varint(r).unwrap();
+        let (_, r) = crate::varint::varint(r).unwrap();
+        assert_eq!(r[0], 0, "timestamps not regular");
+        r[1]
+    }
+
+    #[test]
+    fn frame_of_reference_modes() {
+        // (values, expected mode, at most this many bytes)
+        #[track_caller]
+        fn check(values: &[f64], want_mode: u8, max_len: usize) {
+            let samples: Vec<Sample> = values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| Sample {
+                    t: 1_000 + i as i64 * 15_000,
+                    v,
+                })
+                .collect();
+            let mut buf = vec![0xee];
+            assert!(encode_packed(&samples, &mut buf));
+            assert_eq!(buf[0], 0xee);
+            let buf = &buf[1..];
+            assert_eq!(packed_mode(buf), want_mode, "{values:?}");
+            assert!(buf.len() <= max_len, "{} > {max_len} bytes", buf.len());
+            check_any(Encoding::Packed, buf, &samples);
+        }
+        let mut rng = Rng(42);
+        // A counter growing by 1000..2000 a step: 10 bits per entry, not zigzag's 12.
+        let mut c = 5e6;
+        let counter: Vec<f64> = (0..480)
+            .map(|_| {
+                c += (1000 + rng.below(1000)) as f64;
+                c
+            })
+            .collect();
+        check(&counter, MODE_DECIMAL_FOR, 24 + 479 * 10 / 8 + 1);
+        // The same with two decimals.
+        let cents: Vec<f64> = counter.iter().map(|v| v / 100.0).collect();
+        check(&cents, MODE_DECIMAL_FOR, 24 + 479 * 10 / 8 + 1);
+        // A fixed rate: no entry bits at all.
+        let steady: Vec<f64> = (0..480).map(|i| (i * 4096) as f64).collect();
+        check(&steady, MODE_DECIMAL_FOR, 24);
+        // A counter of full-precision floats: frame of reference on the bit patterns.
+        let mut f = 1e10 / 3.0;
+        let floats: Vec<f64> = (0..480)
+            .map(|_| {
+                f += 1e5 + rng.below(100_000) as f64 / 7.0;
+                f
+            })
+            .collect();
+        check(&floats, MODE_FLOAT_BITS_FOR, 480 * 6);
+        // A gauge going both ways stays zigzag; so does a single value.
+        let gauge: Vec<f64> = (0..480).map(|i| ((i * 37) % 11) as f64 - 5.0).collect();
+        check(&gauge, MODE_DECIMAL, 24 + 479 * 4 / 8 + 1);
+        check(&[1.0, 2.0], MODE_DECIMAL, 16);
+        // Extremes: deltas spanning the whole i64 range wrap exactly.
+        check(
+            &[
+                0.0,
+                f64::MAX,
+                -f64::MAX,
+                f64::MIN_POSITIVE,
+                1.0,
+                f64::INFINITY,
+            ],
+            MODE_FLOAT_BITS,
+            64,
+        );
+        check(&[-9e15, 9e15, 9e15 - 1.0], MODE_DECIMAL, 64);
+        let wide: Vec<f64> = (0..100).map(|i| i as f64 * 1e13 - 4e14).collect();
+        check(&wide, MODE_DECIMAL_FOR, 32);
+    }
+
+    #[test]
+    fn frame_of_reference_damage_is_an_error() {
+        let samples: Vec<Sample> = (0..50)
+            .map(|i| Sample {
+                t: i * 1000,
+                v: (i * i) as f64,
+            })
+            .collect();
+        let mut buf = Vec::new();
+        encode_packed(&samples, &mut buf);
+        assert_eq!(packed_mode(&buf), MODE_DECIMAL_FOR);
+        let mut out = Vec::new();
+        for cut in 0..buf.len() {
+            out.clear();
+            assert!(
+                decode_packed(&buf[..cut], &mut out).is_err(),
+                "cut at {cut} of {}",
+                buf.len()
+            );
+        }
+        // Any single byte changed: decodes or errs, never panics.
+        for i in 0..buf.len() {
+            for b in [0u8, 0x7f, 0x80, 0xff] {
+                let mut d = buf.clone();
+                d[i] = b;
+                out.clear();
+                let _ = decode_packed(&d, &mut out);
+            }
+        }
     }
 }

@@ -36,8 +36,11 @@ pub const QUARANTINE_DIR: &str = "quarantine";
 pub const INDEX_MAGIC: u32 = 0x5048_5849;
 /// Magic number at the start of a block's chunk file ("PHCK").
 pub const CHUNKS_MAGIC: u32 = 0x5048_434B;
-/// Version byte of the index and chunk file formats (after the magic number).
+/// Version byte of the index file format (after the magic number).
 pub const BLOCK_FORMAT_VERSION: u8 = 1;
+/// Version byte of the chunk file format written now (after the magic number): 2 since Packed
+/// chunks may use the frame-of-reference value modes; readers accept 1 and 2.
+pub const CHUNKS_FORMAT_VERSION: u8 = 2;
 
 /// The directory name of a block covering `[min_t, max_t)`: both bounds as 16 hex digits with the
 /// sign bit flipped, so names sort by time.

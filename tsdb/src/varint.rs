@@ -17,6 +17,12 @@ pub fn put_varint(buf: &mut Vec<u8>, x: i64) {
     put_uvarint(buf, ((x << 1) ^ (x >> 63)) as u64);
 }
 
+/// Bytes [`put_varint`] takes for `x`.
+pub fn varint_len(x: i64) -> usize {
+    let u = ((x << 1) ^ (x >> 63)) as u64;
+    (64 - u.leading_zeros() as usize).max(1).div_ceil(7)
+}
+
 /// Reads an unsigned varint.
 pub fn uvarint(b: &[u8]) -> Option<(u64, &[u8])> {
     let mut x = 0u64;
