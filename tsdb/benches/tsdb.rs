@@ -83,6 +83,63 @@ fn chunks(c: &mut Criterion) {
     let _ = Encoding::Xor;
 }
 
+/// Block-sized chunks (480 samples at a regular 15 s, as block writers cut them from scrapes
+/// without jitter) of the shapes that dominate the bench dataset, decoded with the encoding
+/// `encode_best` picks: `cargo bench -p pharos-tsdb --bench tsdb -- decode480`.
+fn block_chunks(c: &mut Criterion) {
+    let t = |i: i64| 1_700_000_000_000 + i * 15_000;
+    let mk = |f: &mut dyn FnMut(i64) -> f64| -> Vec<Sample> {
+        (0..480).map(|i| Sample { t: t(i), v: f(i) }).collect()
+    };
+    let mut state = 1e10 / 3.0;
+    let mut seed = 7u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % 1_000_000) as f64 / 1e6
+    };
+    let shapes: Vec<(&str, Vec<Sample>)> = vec![
+        ("constant", mk(&mut |_| 1.0)),
+        ("int_counter", mk(&mut |i| (i * 1000 + (i * i) % 17) as f64)),
+        (
+            "cpu_seconds",
+            mk(&mut |i| (12_345_600 + i * 1493 + i % 3) as f64 / 100.0),
+        ),
+        (
+            "bytes_gauge",
+            mk(&mut |i| (8_000_000_000 + ((i * 7919) % 97) * 4096) as f64),
+        ),
+        (
+            "float_counter",
+            mk(&mut |_| {
+                state += 3e5 * (0.5 + rnd());
+                state
+            }),
+        ),
+        ("float_gauge", mk(&mut |i| ((i as f64) * 0.7).sin() * 3.3)),
+    ];
+    for (name, samples) in shapes {
+        let mut best = Vec::new();
+        let enc = chunk::encode_best(&samples, &mut best);
+        println!(
+            "decode480/{name}: {enc:?}, {:.3} bytes/sample",
+            best.len() as f64 / samples.len() as f64
+        );
+        let mut g = c.benchmark_group(format!("decode480/{name}"));
+        g.throughput(Throughput::Elements(samples.len() as u64));
+        g.bench_function("decode_best", |b| {
+            let mut out = Vec::with_capacity(samples.len());
+            b.iter(|| {
+                out.clear();
+                chunk::decode_into(enc, black_box(&best), &mut out).unwrap();
+                out.len()
+            })
+        });
+        g.finish();
+    }
+}
+
 fn series_labels(n: usize) -> Vec<Labels> {
     (0..n)
         .map(|i| {
@@ -196,5 +253,5 @@ fn select(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, chunks, head_append, select);
+criterion_group!(benches, chunks, block_chunks, head_append, select);
 criterion_main!(benches);

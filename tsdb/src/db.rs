@@ -20,6 +20,7 @@ use crate::files;
 pub(crate) use crate::head::lock;
 use crate::head::{Head, MemSeries};
 use crate::iter::{ChunksIterator, MergeIterator};
+use crate::symbols::IntMap;
 use crate::wal::{self, Record, RefSample, SegmentInfo, Wal};
 use crate::{Error, Result};
 
@@ -248,6 +249,30 @@ impl Db {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.stop_background();
         lock(&self.inner.wal).sync()
+    }
+
+    /// [`Db::close`], then rewrites the WAL as one segment holding the head's series and samples
+    /// as chunks (about half the bytes; see `wal::Wal::rewrite_compact`). For a clean shutdown
+    /// when nothing else reads the WAL: a remote-write sender would see the head's samples as
+    /// new. Every acknowledged sample is kept, and a crash at any point loses nothing.
+    pub fn close_compacting_wal(&self) -> Result<()> {
+        self.close()?;
+        let inner = &self.inner;
+        let _serial = lock(&inner.truncating);
+        let series = inner.head.all_series();
+        let started = Instant::now();
+        lock(&inner.wal).rewrite_compact(&series, inner.head.min_valid_t(), |r, out| {
+            use pharos_model::storage::SampleIterator as _;
+            if let Some(mut it) = inner
+                .head
+                .series(r)
+                .and_then(|s| s.iter(i64::MIN, i64::MAX))
+            {
+                it.collect_into(i64::MIN, i64::MAX, out);
+            }
+        })?;
+        info!(series = series.len(), elapsed = ?started.elapsed(), "rewrote the WAL compactly");
+        Ok(())
     }
 
     fn stop_background(&self) {
@@ -809,8 +834,9 @@ impl Replay {
                         continue;
                     }
                     if let Some(s) = head.series(r) {
-                        if s.labels != labels {
-                            warn!(series = r, old = %s.labels, new = %labels,
+                        let old = head.labels(&s);
+                        if old != labels {
+                            warn!(series = r, old = %old, new = %labels,
                                 "WAL series ref reused with other labels; keeping the first");
                         }
                         continue;
@@ -960,13 +986,14 @@ fn replay(wal_dir: &Path, head: &Head, counters: &Counters) -> Result<BTreeMap<u
 
 impl Appendable for Db {
     fn appender(&self) -> Box<dyn Appender> {
+        let n = self.inner.head.batch_hint();
         Box::new(DbAppender {
             inner: self.inner.clone(),
-            samples: Vec::new(),
+            samples: Vec::with_capacity(n),
             new_series: Vec::new(),
             new_by_labels: HashMap::new(),
-            existing: HashMap::new(),
-            last: HashMap::new(),
+            existing: IntMap::with_capacity_and_hasher(n, Default::default()),
+            last: IntMap::with_capacity_and_hasher(n, Default::default()),
             cur: None,
         })
     }
@@ -980,9 +1007,9 @@ struct DbAppender {
     new_series: Vec<(u64, Labels)>,
     new_by_labels: HashMap<Labels, u64>,
     /// Series found in the head when appended (retention may remove them before commit).
-    existing: HashMap<u64, Arc<MemSeries>>,
+    existing: IntMap<u64, Arc<MemSeries>>,
     /// Newest sample of each series in this batch.
-    last: HashMap<u64, Sample>,
+    last: IntMap<u64, Sample>,
     /// The series of the previous accepted sample and that sample, newer than its `last` entry:
     /// consecutive samples of one series (as remote write sends them) skip the map lookups.
     cur: Option<(u64, Sample)>,
@@ -996,7 +1023,7 @@ impl DbAppender {
         }
     }
 
-    /// The series' ref and its newest sample in the head (`None` if new or already in the batch).
+    /// The series' ref and its newest sample, in this batch or else in the head (`None` if new).
     fn resolve(
         &mut self,
         series_ref: Option<SeriesRef>,
@@ -1004,8 +1031,8 @@ impl DbAppender {
     ) -> storage::Result<(u64, Option<Sample>)> {
         let head = &self.inner.head;
         if let Some(SeriesRef(r)) = series_ref {
-            if self.last.contains_key(&r) {
-                return Ok((r, None));
+            if let Some(&last) = self.last.get(&r) {
+                return Ok((r, Some(last)));
             }
             if let Some(s) = head.series(r) {
                 let last = s.last();
@@ -1017,10 +1044,14 @@ impl DbAppender {
             return Err(storage::Error::InvalidLabels("empty label set".into()));
         }
         if let Some(&r) = self.new_by_labels.get(labels) {
-            return Ok((r, None));
+            return Ok((r, self.last.get(&r).copied()));
         }
         if let Some(s) = head.series_by_labels(labels) {
-            let (r, last) = (s.id, s.last());
+            let r = s.id;
+            if let Some(&last) = self.last.get(&r) {
+                return Ok((r, Some(last)));
+            }
+            let last = s.last();
             self.existing.insert(r, s);
             return Ok((r, last));
         }
@@ -1065,12 +1096,11 @@ impl Appender for DbAppender {
             return Ok(SeriesRef(r));
         }
         self.flush_cur();
-        let (r, head_last) = self.resolve(series_ref, labels)?;
-        let last = self.last.get(&r).copied().or(head_last);
+        let (r, last) = self.resolve(series_ref, labels)?;
         match self.inner.head.check(last, t, v) {
             Ok(true) => {
                 self.samples.push(RefSample { series: r, t, v });
-                self.last.insert(r, Sample { t, v });
+                // `flush_cur` records it in `last` when another series comes.
                 self.cur = Some((r, Sample { t, v }));
             }
             Ok(false) => {}
@@ -1099,7 +1129,7 @@ impl Appender for DbAppender {
         // Series removed by retention since they were appended to are created again (same ref).
         for r in inner.head.missing(self.existing.keys().copied()) {
             if let Some(s) = self.existing.get(&r) {
-                candidates.push((r, s.labels.clone()));
+                candidates.push((r, inner.head.labels(s)));
             }
         }
         // Only series with accepted samples.

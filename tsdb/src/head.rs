@@ -4,17 +4,24 @@
 //! only to add or remove series; one `Mutex` per series over its chunks. Appends to known series
 //! take the index lock for reading and the series' own lock, so appenders of different series do
 //! not contend.
+//!
+//! Memory: label names and values are interned once in the index's [`Symbols`]; a series keeps
+//! its labels as `u32` symbol ids and [`Head::labels`] materialises them when a query or the WAL
+//! asks. Series are found by ref in a paged [`RefTable`] (8 bytes a series) and by labels through
+//! a hash of their strings. A full chunk is closed at once, stored at its exact size and in the
+//! denser of XOR and [`Encoding::Packed`].
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use pharos_model::storage;
-use pharos_model::{Labels, MatchOp, Matcher, Sample};
+use pharos_model::{Label, Labels, MatchOp, Matcher, Sample};
 
 use crate::chunk::Encoding;
 use crate::chunk::{Encoder, SAMPLES_PER_CHUNK};
 use crate::iter::{ChunkBytes, ChunkRef, ChunksIterator};
+use crate::symbols::{IntMap, RefTable, Symbols};
 
 /// Locks a mutex; a panic elsewhere while holding it leaves data that is still consistent for
 /// our purposes (every mutation completes before any fallible step), so poisoning is ignored.
@@ -35,9 +42,43 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 struct ClosedChunk {
     min_t: i64,
     max_t: i64,
-    count: u64,
+    count: u32,
+    encoding: Encoding,
     /// Shared with queriers, which decode it after releasing the series lock.
     bytes: Arc<[u8]>,
+}
+
+impl ClosedChunk {
+    /// Closes a full chunk, stored in the denser of XOR and [`Encoding::Packed`] (decimal values
+    /// and regular timestamps often take a third of XOR's bytes) at its exact size.
+    fn new(full: Encoder) -> Self {
+        let (min_t, max_t, count) = (full.min_t(), full.max_t(), u32::from(full.count()));
+        let xor = full.into_bytes();
+        let mut samples = Vec::with_capacity(count as usize);
+        let mut packed = Vec::new();
+        // Below 2 bytes a sample (constants, small integers) XOR is about as dense: not worth
+        // the CPU of trying.
+        if xor.len() > 2 * count as usize + 16
+            && crate::chunk::decode_xor(&xor, &mut samples).is_ok()
+            && crate::chunk::encode_packed(&samples, &mut packed)
+            && packed.len() < xor.len()
+        {
+            return Self {
+                min_t,
+                max_t,
+                count,
+                encoding: Encoding::Packed,
+                bytes: packed.into(),
+            };
+        }
+        Self {
+            min_t,
+            max_t,
+            count,
+            encoding: Encoding::Xor,
+            bytes: xor.into(),
+        }
+    }
 }
 
 /// The samples of one series.
@@ -49,9 +90,9 @@ struct SeriesData {
     last: Option<Sample>,
 }
 
-fn decode_chunk(bytes: &[u8], min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
+fn decode_chunk(encoding: Encoding, bytes: &[u8], min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
     let start = out.len();
-    let result = crate::chunk::decode_xor(bytes, out);
+    let result = crate::chunk::decode_into(encoding, bytes, out);
     let mut i = 0;
     out.retain(|s| {
         i += 1;
@@ -65,7 +106,7 @@ fn decode_chunk(bytes: &[u8], min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
 
 impl SeriesData {
     fn count(&self) -> u64 {
-        self.closed.iter().map(|c| c.count).sum::<u64>() + u64::from(self.open.count())
+        self.closed.iter().map(|c| u64::from(c.count)).sum::<u64>() + u64::from(self.open.count())
     }
 
     fn is_empty(&self) -> bool {
@@ -101,18 +142,20 @@ impl SeriesData {
             self.cut();
             self.open.append(t, v);
         }
+        // Cut as soon as the chunk is full: a closed chunk is stored at its exact size, while
+        // the open one carries up to half its size in spare capacity.
+        if self.open.count() >= SAMPLES_PER_CHUNK {
+            self.cut();
+        }
         self.last = Some(Sample { t, v });
         Ok(true)
     }
 
     fn cut(&mut self) {
         let full = std::mem::take(&mut self.open);
-        self.closed.push(ClosedChunk {
-            min_t: full.min_t(),
-            max_t: full.max_t(),
-            count: u64::from(full.count()),
-            bytes: full.into_bytes().into(),
-        });
+        // A series holds a handful of closed chunks: grow by one, not by doubling.
+        self.closed.reserve_exact(1);
+        self.closed.push(ClosedChunk::new(full));
     }
 
     /// The chunks overlapping `[min_t, max_t]`: closed ones shared, the open one copied.
@@ -123,7 +166,7 @@ impl SeriesData {
             .filter(|c| c.max_t >= min_t && c.min_t <= max_t)
             .map(|c| ChunkRef {
                 max_t: c.max_t,
-                encoding: Encoding::Xor,
+                encoding: c.encoding,
                 bytes: ChunkBytes::Heap(c.bytes.clone()),
             })
             .collect();
@@ -143,12 +186,12 @@ impl SeriesData {
         let mut out = Vec::new();
         for c in &self.closed {
             if c.max_t >= min_t && c.min_t <= max_t {
-                decode_chunk(&c.bytes, min_t, max_t, &mut out);
+                decode_chunk(c.encoding, &c.bytes, min_t, max_t, &mut out);
             }
         }
         let o = &self.open;
         if o.count() > 0 && o.max_t() >= min_t && o.min_t() <= max_t {
-            decode_chunk(o.bytes(), min_t, max_t, &mut out);
+            decode_chunk(Encoding::Xor, o.bytes(), min_t, max_t, &mut out);
         }
         out
     }
@@ -161,19 +204,14 @@ impl SeriesData {
         if let Some(first) = self.closed.first()
             && first.min_t < min_t
         {
-            let kept = self.reencode(&first.bytes, min_t);
+            let kept = Self::reencode(first.encoding, &first.bytes, min_t);
             if kept.count() == 0 {
                 self.closed.remove(0);
             } else {
-                self.closed[0] = ClosedChunk {
-                    min_t: kept.min_t(),
-                    max_t: kept.max_t(),
-                    count: u64::from(kept.count()),
-                    bytes: kept.into_bytes().into(),
-                };
+                self.closed[0] = ClosedChunk::new(kept);
             }
         } else if self.closed.is_empty() && self.open.count() > 0 && self.open.min_t() < min_t {
-            self.open = self.reencode(self.open.bytes(), min_t);
+            self.open = Self::reencode(Encoding::Xor, self.open.bytes(), min_t);
         }
         // Persisted chunks are gone for good: give back the slots that held them too.
         if self.closed.capacity() > 2 * self.closed.len() + 4 {
@@ -182,9 +220,9 @@ impl SeriesData {
         before - self.count()
     }
 
-    fn reencode(&self, bytes: &[u8], min_t: i64) -> Encoder {
+    fn reencode(encoding: Encoding, bytes: &[u8], min_t: i64) -> Encoder {
         let mut samples = Vec::new();
-        decode_chunk(bytes, min_t, i64::MAX, &mut samples);
+        decode_chunk(encoding, bytes, min_t, i64::MAX, &mut samples);
         let mut e = Encoder::new();
         for s in samples {
             e.append(s.t, s.v);
@@ -193,13 +231,14 @@ impl SeriesData {
     }
 }
 
-/// One series in the head.
+/// One series in the head. Its labels are symbol ids of the head's [`Symbols`] (materialise them
+/// with [`Head::labels`]); the ids stay valid while any `Arc` of the series is alive.
 #[derive(Debug)]
 pub(crate) struct MemSeries {
     /// Its reference (stable for the life of the series in this process and in the WAL).
     pub id: u64,
-    /// Its labels.
-    pub labels: Labels,
+    /// Symbol ids `name, value, name, value, ...` in label name order.
+    syms: Box<[u32]>,
     data: Mutex<SeriesData>,
 }
 
@@ -214,21 +253,46 @@ impl MemSeries {
         let chunks = lock(&self.data).chunks(min_t, max_t);
         ChunksIterator::new(chunks, min_t, max_t)
     }
+
+    /// `(name id, value id)` pairs.
+    fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.syms.chunks_exact(2).map(|p| (p[0], p[1]))
+    }
 }
 
-/// Label index: series by ref and by labels, and postings lists.
+/// A series chosen by [`Head::select`], with its labels materialised.
+#[derive(Debug)]
+pub(crate) struct Selected {
+    /// Its labels.
+    pub labels: Labels,
+    series: Arc<MemSeries>,
+}
+
+impl Selected {
+    /// An iterator over the samples with `min_t <= t <= max_t`, or `None` if there are none.
+    pub fn iter(&self, min_t: i64, max_t: i64) -> Option<ChunksIterator> {
+        self.series.iter(min_t, max_t)
+    }
+}
+
+/// Label index: series by ref and by label hash, symbols, and postings lists.
 #[derive(Debug, Default)]
 struct Index {
-    by_ref: HashMap<u64, Arc<MemSeries>>,
+    by_ref: RefTable<Arc<MemSeries>>,
     /// Series by the hash of their labels (the labels themselves live only in the series).
-    by_hash: HashMap<u64, u64>,
+    by_hash: IntMap<u64, u64>,
     /// Further series whose labels hash like the one in `by_hash` (rare).
-    collisions: HashMap<u64, Vec<u64>>,
+    collisions: IntMap<u64, Vec<u64>>,
     hasher: std::hash::RandomState,
-    /// name -> value -> sorted series refs.
-    postings: HashMap<String, HashMap<String, Vec<u64>>>,
+    /// Every label name and value of the series in `by_ref` and `graveyard`.
+    symbols: Symbols,
+    /// name id -> value id -> sorted series refs.
+    postings: IntMap<u32, IntMap<u32, Vec<u64>>>,
     /// All refs, sorted.
     all: Vec<u64>,
+    /// Removed series whose symbols are still referenced: an appender or querier may hold the
+    /// series and ask for its labels. Released once only this list holds them.
+    graveyard: Vec<Arc<MemSeries>>,
 }
 
 fn insert_sorted(list: &mut Vec<u64>, r: u64) {
@@ -239,7 +303,14 @@ fn insert_sorted(list: &mut Vec<u64>, r: u64) {
                 list.insert(i, r);
             }
         }
-        _ => list.push(r),
+        _ => {
+            // Grow by a quarter instead of doubling: postings are most of the index and grow
+            // slowly once the head is warm.
+            if list.len() == list.capacity() {
+                list.reserve_exact((list.len() / 4).max(2));
+            }
+            list.push(r)
+        }
     }
 }
 
@@ -299,8 +370,47 @@ pub(crate) fn literal_alternatives(re: &str) -> Option<Vec<&str>> {
 }
 
 impl Index {
+    fn hash_pairs<'a>(&self, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.hasher.build_hasher();
+        for (n, v) in pairs {
+            // 0xff never occurs in UTF-8: the separators keep ("ab","c") apart from ("a","bc").
+            h.write(n.as_bytes());
+            h.write_u8(0xff);
+            h.write(v.as_bytes());
+            h.write_u8(0xff);
+        }
+        h.finish()
+    }
+
     fn hash(&self, labels: &Labels) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, labels)
+        self.hash_pairs(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+    }
+
+    fn hash_series(&self, s: &MemSeries) -> u64 {
+        let sy = &self.symbols;
+        self.hash_pairs(s.pairs().map(|(n, v)| (sy.str(n), sy.str(v))))
+    }
+
+    /// True if `s` has exactly `labels`.
+    fn same(&self, s: &MemSeries, labels: &Labels) -> bool {
+        let sy = &self.symbols;
+        s.syms.len() == 2 * labels.len()
+            && s.pairs()
+                .zip(labels.iter())
+                .all(|((n, v), l)| sy.str(n) == l.name && sy.str(v) == l.value)
+    }
+
+    fn labels(&self, s: &MemSeries) -> Labels {
+        let sy = &self.symbols;
+        Labels::new(
+            s.pairs()
+                .map(|(n, v)| Label {
+                    name: sy.str(n).to_string(),
+                    value: sy.str(v).to_string(),
+                })
+                .collect(),
+        )
     }
 
     /// The series with exactly these labels.
@@ -310,11 +420,29 @@ impl Index {
         std::iter::once(first)
             .chain(self.collisions.get(&h).into_iter().flatten())
             .filter_map(|r| self.by_ref.get(r))
-            .find(|s| s.labels == *labels)
+            .find(|s| self.same(s, labels))
     }
 
-    fn values(&self, name: &str) -> Option<&HashMap<String, Vec<u64>>> {
-        self.postings.get(name)
+    fn values(&self, name: &str) -> Option<&IntMap<u32, Vec<u64>>> {
+        self.postings.get(&self.symbols.get(name)?)
+    }
+
+    /// The postings of `value` among `values`.
+    fn value<'a>(&self, values: &'a IntMap<u32, Vec<u64>>, value: &str) -> Option<&'a Vec<u64>> {
+        values.get(&self.symbols.get(value)?)
+    }
+
+    /// The postings lists of the values `keep` accepts.
+    fn filtered<'a>(
+        &self,
+        values: &'a IntMap<u32, Vec<u64>>,
+        keep: impl Fn(&str) -> bool,
+    ) -> Vec<&'a Vec<u64>> {
+        values
+            .iter()
+            .filter(|(v, _)| keep(self.symbols.str(**v)))
+            .map(|(_, l)| l)
+            .collect()
     }
 
     /// Refs of series that have label `m.name` with a value `m` accepts.
@@ -323,20 +451,12 @@ impl Index {
             return Vec::new();
         };
         let lists = match m.op {
-            MatchOp::Eq => values.get(&m.value).into_iter().collect(),
+            MatchOp::Eq => self.value(values, &m.value).into_iter().collect(),
             MatchOp::Re => match literal_alternatives(&m.value) {
-                Some(alts) => alts.iter().filter_map(|a| values.get(*a)).collect(),
-                None => values
-                    .iter()
-                    .filter(|(v, _)| m.matches(v))
-                    .map(|(_, l)| l)
-                    .collect(),
+                Some(alts) => alts.iter().filter_map(|a| self.value(values, a)).collect(),
+                None => self.filtered(values, |v| m.matches(v)),
             },
-            MatchOp::Ne | MatchOp::NotRe => values
-                .iter()
-                .filter(|(v, _)| m.matches(v))
-                .map(|(_, l)| l)
-                .collect(),
+            MatchOp::Ne | MatchOp::NotRe => self.filtered(values, |v| m.matches(v)),
         };
         union(lists)
     }
@@ -348,20 +468,12 @@ impl Index {
         };
         let lists = match m.op {
             // `name!="x"` rejects exactly the series with value "x".
-            MatchOp::Ne => values.get(&m.value).into_iter().collect(),
+            MatchOp::Ne => self.value(values, &m.value).into_iter().collect(),
             MatchOp::NotRe => match literal_alternatives(&m.value) {
-                Some(alts) => alts.iter().filter_map(|a| values.get(*a)).collect(),
-                None => values
-                    .iter()
-                    .filter(|(v, _)| !m.matches(v))
-                    .map(|(_, l)| l)
-                    .collect(),
+                Some(alts) => alts.iter().filter_map(|a| self.value(values, a)).collect(),
+                None => self.filtered(values, |v| !m.matches(v)),
             },
-            MatchOp::Eq | MatchOp::Re => values
-                .iter()
-                .filter(|(v, _)| !m.matches(v))
-                .map(|(_, l)| l)
-                .collect(),
+            MatchOp::Eq | MatchOp::Re => self.filtered(values, |v| !m.matches(v)),
         };
         union(lists)
     }
@@ -393,19 +505,17 @@ impl Index {
         result
     }
 
-    fn insert(&mut self, series: Arc<MemSeries>) {
-        let r = series.id;
-        for l in series.labels.iter() {
-            let list = self
-                .postings
-                .entry(l.name.clone())
-                .or_default()
-                .entry(l.value.clone())
-                .or_default();
+    fn insert(&mut self, r: u64, labels: &Labels) -> Arc<MemSeries> {
+        let mut syms = Vec::with_capacity(2 * labels.len());
+        for l in labels.iter() {
+            let n = self.symbols.intern(&l.name);
+            let v = self.symbols.intern(&l.value);
+            syms.extend([n, v]);
+            let list = self.postings.entry(n).or_default().entry(v).or_default();
             insert_sorted(list, r);
         }
         insert_sorted(&mut self.all, r);
-        let h = self.hash(&series.labels);
+        let h = self.hash(labels);
         if let Some(&first) = self.by_hash.get(&h) {
             if first != r {
                 self.collisions.entry(h).or_default().push(r);
@@ -413,12 +523,17 @@ impl Index {
         } else {
             self.by_hash.insert(h, r);
         }
-        self.by_ref.insert(r, series);
+        let series = Arc::new(MemSeries {
+            id: r,
+            syms: syms.into_boxed_slice(),
+            data: Mutex::new(SeriesData::default()),
+        });
+        self.by_ref.insert(r, series.clone());
+        series
     }
 
     /// Removes `r` from the series by label hash.
-    fn unhash(&mut self, labels: &Labels, r: u64) {
-        let h = self.hash(labels);
+    fn unhash(&mut self, h: u64, r: u64) {
         let others = self.collisions.get_mut(&h);
         if self.by_hash.get(&h) == Some(&r) {
             match others.and_then(|o| o.pop()) {
@@ -438,13 +553,13 @@ impl Index {
     }
 
     fn remove(&mut self, refs: &HashSet<u64>) {
-        let mut touched: HashSet<(String, String)> = HashSet::new();
+        let mut touched: HashSet<(u32, u32)> = HashSet::new();
         for r in refs {
             if let Some(s) = self.by_ref.remove(r) {
-                self.unhash(&s.labels, *r);
-                for l in s.labels.iter() {
-                    touched.insert((l.name.clone(), l.value.clone()));
-                }
+                let h = self.hash_series(&s);
+                self.unhash(h, *r);
+                touched.extend(s.pairs());
+                self.graveyard.push(s);
             }
         }
         for (name, value) in touched {
@@ -461,6 +576,23 @@ impl Index {
             }
         }
         self.all.retain(|r| !refs.contains(r));
+        self.bury();
+    }
+
+    /// Releases the symbols of removed series that nobody else holds any more.
+    fn bury(&mut self) {
+        let graveyard = std::mem::take(&mut self.graveyard);
+        for s in graveyard {
+            match Arc::try_unwrap(s) {
+                Ok(s) => {
+                    for &id in s.syms.iter() {
+                        self.symbols.release(id);
+                    }
+                }
+                Err(s) => self.graveyard.push(s),
+            }
+        }
+        self.symbols.shrink();
     }
 }
 
@@ -474,6 +606,8 @@ pub(crate) struct Head {
     max_t: AtomicI64,
     /// Appends older than this are out of bounds (raised by truncation).
     min_valid_t: AtomicI64,
+    /// Samples in the last batch appended, capped: what a new appender reserves room for.
+    batch_hint: AtomicUsize,
 }
 
 impl Head {
@@ -485,7 +619,15 @@ impl Head {
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
             min_valid_t: AtomicI64::new(i64::MIN),
+            batch_hint: AtomicUsize::new(0),
         }
+    }
+
+    /// How many samples (and series) a new appender should reserve room for: the size of the
+    /// last batch, up to 2048 (many appenders may be open at once), so that scrape-sized batches
+    /// do not grow their buffers sample by sample.
+    pub fn batch_hint(&self) -> usize {
+        self.batch_hint.load(Ordering::Relaxed)
     }
 
     /// A new, never used series ref.
@@ -507,6 +649,11 @@ impl Head {
         read(&self.index).by_labels(labels).cloned()
     }
 
+    /// The labels of `s` (also of a series removed meanwhile, while it is held).
+    pub fn labels(&self, s: &MemSeries) -> Labels {
+        read(&self.index).labels(s)
+    }
+
     /// The refs among `refs` that are not (or no longer) in the head.
     pub fn missing(&self, refs: impl IntoIterator<Item = u64>) -> Vec<u64> {
         let idx = read(&self.index);
@@ -521,12 +668,7 @@ impl Head {
         if let Some(s) = idx.by_labels(&labels) {
             return s.clone();
         }
-        let s = Arc::new(MemSeries {
-            id: r,
-            labels,
-            data: Mutex::new(SeriesData::default()),
-        });
-        idx.insert(s.clone());
+        let s = idx.insert(r, &labels);
         drop(idx);
         self.reserve_ref(r);
         s
@@ -541,11 +683,13 @@ impl Head {
     ) {
         let idx = read(&self.index);
         let min_valid_t = self.min_valid_t.load(Ordering::Relaxed);
+        let mut n = 0usize;
         // Batches hold runs of samples of one series (remote write sends each series' samples
         // together): look the series up and lock it once per run, update the counters once.
         let (mut added, mut min_t, mut max_t) = (0u64, i64::MAX, i64::MIN);
         let mut cur: Option<(u64, std::sync::MutexGuard<'_, SeriesData>)> = None;
         for (r, t, v) in samples {
+            n += 1;
             if cur.as_ref().is_none_or(|(cr, _)| *cr != r) {
                 cur = None;
                 match idx.by_ref.get(&r) {
@@ -574,6 +718,8 @@ impl Head {
             }
         }
         drop(cur);
+        drop(idx);
+        self.batch_hint.store(n.min(2048), Ordering::Relaxed);
         if added > 0 {
             self.samples.fetch_add(added, Ordering::Relaxed);
             self.min_t.fetch_min(min_t, Ordering::Relaxed);
@@ -590,12 +736,16 @@ impl Head {
     }
 
     /// Series the matchers select, sorted by labels.
-    pub fn select(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<Selected> {
         let idx = read(&self.index);
-        let mut out: Vec<Arc<MemSeries>> = idx
+        let mut out: Vec<Selected> = idx
             .select(matchers)
             .iter()
-            .filter_map(|r| idx.by_ref.get(r).cloned())
+            .filter_map(|r| idx.by_ref.get(r))
+            .map(|s| Selected {
+                labels: idx.labels(s),
+                series: s.clone(),
+            })
             .collect();
         drop(idx);
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -604,15 +754,16 @@ impl Head {
 
     pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
         let idx = read(&self.index);
+        let sy = &idx.symbols;
         if matchers.is_empty() {
-            let mut names: Vec<String> = idx.postings.keys().cloned().collect();
+            let mut names: Vec<String> = idx.postings.keys().map(|n| sy.str(*n).into()).collect();
             names.sort_unstable();
             return names;
         }
         let mut names = BTreeSet::new();
         for r in idx.select(matchers) {
             if let Some(s) = idx.by_ref.get(&r) {
-                names.extend(s.labels.iter().map(|l| l.name.as_str()));
+                names.extend(s.pairs().map(|(n, _)| sy.str(n)));
             }
         }
         names.into_iter().map(str::to_string).collect()
@@ -620,18 +771,25 @@ impl Head {
 
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
         let idx = read(&self.index);
+        let sy = &idx.symbols;
+        let Some(name_id) = sy.get(name) else {
+            return Vec::new();
+        };
         if matchers.is_empty() {
             let mut values: Vec<String> = idx
-                .values(name)
-                .map(|v| v.keys().cloned().collect())
+                .postings
+                .get(&name_id)
+                .map(|v| v.keys().map(|v| sy.str(*v).into()).collect())
                 .unwrap_or_default();
             values.sort_unstable();
             return values;
         }
         let mut values = BTreeSet::new();
         for r in idx.select(matchers) {
-            if let Some(v) = idx.by_ref.get(&r).and_then(|s| s.labels.get(name)) {
-                values.insert(v);
+            if let Some(s) = idx.by_ref.get(&r)
+                && let Some((_, v)) = s.pairs().find(|(n, _)| *n == name_id)
+            {
+                values.insert(sy.str(v));
             }
         }
         values.into_iter().map(str::to_string).collect()
@@ -680,11 +838,8 @@ impl Head {
     /// `(ref, labels)` of every series.
     pub fn all_series(&self) -> Vec<(u64, Labels)> {
         let idx = read(&self.index);
-        let mut out: Vec<(u64, Labels)> = idx
-            .by_ref
-            .values()
-            .map(|s| (s.id, s.labels.clone()))
-            .collect();
+        let mut out: Vec<(u64, Labels)> =
+            idx.by_ref.values().map(|s| (s.id, idx.labels(s))).collect();
         out.sort_unstable_by_key(|(r, _)| *r);
         out
     }
@@ -737,6 +892,125 @@ mod tests {
         assert_eq!(literal_alternatives("node"), Some(vec!["node"]));
         assert_eq!(literal_alternatives("a.*"), None);
         assert_eq!(literal_alternatives("(?i)a"), None);
+    }
+
+    fn ls(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs)
+    }
+
+    #[test]
+    fn labels_round_trip_through_symbols() {
+        let head = Head::new();
+        let a = ls(&[("__name__", "up"), ("job", "node"), ("instance", "a:9100")]);
+        let b = ls(&[("__name__", "up"), ("job", "pod"), ("instance", "a:9100")]);
+        // Pairs whose concatenations collide must not be mistaken for each other.
+        let c = ls(&[("__name__", "up"), ("job", "nod"), ("instance", "ea:9100")]);
+        let sa = head.get_or_create(head.alloc_ref(), a.clone());
+        let sb = head.get_or_create(head.alloc_ref(), b.clone());
+        let sc = head.get_or_create(head.alloc_ref(), c.clone());
+        assert_ne!(sa.id, sb.id);
+        assert_ne!(sa.id, sc.id);
+        assert_eq!(
+            head.get_or_create(99, a.clone()).id,
+            sa.id,
+            "same labels, same series"
+        );
+        for (s, l) in [(&sa, &a), (&sb, &b), (&sc, &c)] {
+            assert_eq!(head.labels(s), *l);
+            assert_eq!(head.series_by_labels(l).map(|x| x.id), Some(s.id));
+        }
+        assert!(head.series_by_labels(&ls(&[("__name__", "up")])).is_none());
+        let sel: Vec<Labels> = head
+            .select(&[Matcher::eq("job", "node")])
+            .into_iter()
+            .map(|s| s.labels)
+            .collect();
+        assert_eq!(sel, vec![a.clone()]);
+        assert_eq!(head.label_names(&[]), vec!["__name__", "instance", "job"]);
+        assert_eq!(head.label_values("job", &[]), vec!["nod", "node", "pod"]);
+        assert_eq!(
+            head.label_values("instance", &[Matcher::eq("job", "nod")]),
+            vec!["ea:9100"]
+        );
+        assert!(head.label_values("nope", &[]).is_empty());
+    }
+
+    #[test]
+    fn removed_series_release_symbols_once_unused() {
+        let head = Head::new();
+        let a = ls(&[("__name__", "cpu"), ("pod", "web-1")]);
+        let b = ls(&[("__name__", "cpu"), ("pod", "web-2")]);
+        let sa = head.get_or_create(head.alloc_ref(), a.clone());
+        let sb = head.get_or_create(head.alloc_ref(), b.clone());
+        head.append_batch([(sb.id, 10, 1.0)], |e| panic!("{e}"));
+        // `sa` has no samples: removed, but still held here, so its labels stay readable.
+        assert_eq!(head.remove_empty(&[sa.id, sb.id]), 1);
+        assert!(head.series(sa.id).is_none());
+        assert_eq!(head.labels(&sa), a);
+        assert_eq!(head.label_values("pod", &[]), vec!["web-2"]);
+        // New strings take other ids while "web-1" is still referenced.
+        let c = ls(&[("__name__", "mem"), ("pod", "web-3")]);
+        let sc = head.get_or_create(head.alloc_ref(), c.clone());
+        assert_eq!(head.labels(&sa), a);
+        drop(sa);
+        // The next removal releases it; its id may then be reused by a new string.
+        head.remove_empty(&[]);
+        let d = ls(&[("__name__", "mem"), ("pod", "api-1")]);
+        let sd = head.get_or_create(head.alloc_ref(), d.clone());
+        for (s, l) in [(&sb, &b), (&sc, &c), (&sd, &d)] {
+            assert_eq!(head.labels(s), *l);
+            assert_eq!(head.series_by_labels(l).map(|x| x.id), Some(s.id));
+        }
+        assert!(head.series_by_labels(&a).is_none());
+        assert_eq!(
+            head.label_values("pod", &[]),
+            vec!["api-1", "web-2", "web-3"]
+        );
+        assert_eq!(head.label_values("__name__", &[]), vec!["cpu", "mem"]);
+        let all: Vec<Labels> = head.all_series().into_iter().map(|(_, l)| l).collect();
+        assert_eq!(all, vec![b, c, d]);
+    }
+
+    #[test]
+    fn full_chunks_are_closed_densest_and_read_back_bit_exact() {
+        #[track_caller]
+        fn check(values: &[f64], want: Option<Encoding>) {
+            let mut d = SeriesData::default();
+            for (i, v) in values.iter().enumerate() {
+                d.append(1_700_000_000_000 + i as i64 * 15_000, *v).unwrap();
+            }
+            assert_eq!(
+                d.closed.len(),
+                values.len() / usize::from(SAMPLES_PER_CHUNK)
+            );
+            if let Some(want) = want {
+                assert_eq!(d.closed[0].encoding, want);
+            }
+            let got = d.samples(i64::MIN, i64::MAX);
+            assert_eq!(got.len(), values.len());
+            for (g, v) in got.iter().zip(values) {
+                assert_eq!(g.v.to_bits(), v.to_bits());
+            }
+            // What queriers get decodes the same.
+            let mut it =
+                ChunksIterator::new(d.chunks(i64::MIN, i64::MAX), i64::MIN, i64::MAX).unwrap();
+            let mut n = 0;
+            while let Some(s) = storage::SampleIterator::next(&mut it) {
+                assert_eq!(s.v.to_bits(), values[n].to_bits());
+                n += 1;
+            }
+            assert_eq!(n, values.len());
+        }
+        let cpu: Vec<f64> = (0..240)
+            .map(|i| f64::from(i * 137 % 150) / 100.0 + f64::from(i))
+            .collect();
+        check(&cpu, Some(Encoding::Packed));
+        let mut stale = cpu.clone();
+        stale[7] = pharos_model::STALE_NAN;
+        check(&stale, Some(Encoding::Packed));
+        let trig: Vec<f64> = (0..120).map(|i| (f64::from(i) * 0.7).sin()).collect();
+        // Whichever is smaller.
+        check(&trig, None);
     }
 
     #[test]

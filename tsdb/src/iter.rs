@@ -314,13 +314,21 @@ impl SampleIterator for MergeIterator {
         let start = out.len();
         let mut tmp = Vec::new();
         for it in &mut self.its {
-            if out.len() == start {
-                it.collect_into(min_t, max_t, out);
-                continue;
+            // Straight into `out` (no buffer grown from empty for every source): sources are
+            // blocks in time order, then the head, so new samples mostly start after the ones
+            // before; only a source that overlaps them is moved aside and merged.
+            let mid = out.len();
+            it.collect_into(min_t, max_t, out);
+            let overlaps = mid > start
+                && out
+                    .get(mid)
+                    .zip(out.get(mid - 1))
+                    .is_some_and(|(first, last)| first.t <= last.t);
+            if overlaps {
+                tmp.clear();
+                tmp.extend(out.drain(mid..));
+                merge_into(out, start, &tmp);
             }
-            tmp.clear();
-            it.collect_into(min_t, max_t, &mut tmp);
-            merge_into(out, start, &tmp);
         }
     }
 

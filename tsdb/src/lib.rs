@@ -39,6 +39,7 @@ pub mod files;
 mod head;
 mod iter;
 mod mmap;
+mod symbols;
 mod varint;
 pub mod wal;
 pub mod wal_watch;
