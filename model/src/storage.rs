@@ -70,6 +70,18 @@ pub trait Appender: Send {
         t: i64,
         v: f64,
     ) -> Result<SeriesRef>;
+    /// Adds a sample for the series `series_ref` handed out by an earlier append, without its
+    /// labels. `Ok(None)` if the reference is unknown here (the caller then appends with the
+    /// labels); the default, for engines that cannot append by reference alone, always says so.
+    fn append_by_ref(
+        &mut self,
+        series_ref: SeriesRef,
+        t: i64,
+        v: f64,
+    ) -> Result<Option<SeriesRef>> {
+        let _ = (series_ref, t, v);
+        Ok(None)
+    }
     /// Makes the batch durable (per the engine's WAL policy) and visible to queries.
     fn commit(self: Box<Self>) -> Result<()>;
     /// Discards the batch.

@@ -1034,6 +1034,9 @@ impl DbAppender {
             if let Some(&last) = self.last.get(&r) {
                 return Ok((r, Some(last)));
             }
+            if let Some(s) = self.existing.get(&r) {
+                return Ok((r, s.last()));
+            }
             if let Some(s) = head.series(r) {
                 let last = s.last();
                 self.existing.insert(r, s);
@@ -1110,6 +1113,31 @@ impl Appender for DbAppender {
             }
         }
         Ok(SeriesRef(r))
+    }
+
+    fn append_by_ref(
+        &mut self,
+        series_ref: SeriesRef,
+        t: i64,
+        v: f64,
+    ) -> storage::Result<Option<SeriesRef>> {
+        let r = series_ref.0;
+        let known = self.cur.is_some_and(|(c, _)| c == r)
+            || self.last.contains_key(&r)
+            || self.existing.contains_key(&r)
+            || match self.inner.head.series(r) {
+                Some(s) => {
+                    // Kept so that `resolve` finds it even if retention removes it meanwhile.
+                    self.existing.insert(r, s);
+                    true
+                }
+                None => false,
+            };
+        if !known {
+            return Ok(None);
+        }
+        self.append(Some(series_ref), &Labels::default(), t, v)
+            .map(Some)
     }
 
     fn commit(mut self: Box<Self>) -> storage::Result<()> {

@@ -119,19 +119,44 @@ impl Receiver {
             num_series += 1;
             let run = ts.read_samples(&mut samples)?;
             let key = run.map(|r| (r, hash(r)));
-            let (labels, hint) = match key.and_then(|(r, h)| self.cache.get(h, r)) {
-                Some(e) => (e.labels, Some(e.sref)),
-                None => (Arc::new(to_labels(&ts)?), None),
-            };
-            let mut sref = hint;
-            for s in &samples {
-                match app.append(sref, &labels, s.timestamp, s.value) {
-                    Ok(r) => sref = Some(r),
-                    Err(e) => {
-                        if e.is_sample_rejection() {
-                            tracing::warn!(series = %labels, timestamp = s.timestamp, "remote write: {e}");
+            let hint = key.and_then(|(r, h)| self.cache.get(h, r)).map(|e| e.sref);
+            // A known series goes by its ref alone; its labels are built only if the storage no
+            // longer knows the ref (or to name the series in a warning).
+            let mut done = 0;
+            if let Some(r) = hint {
+                for s in &samples {
+                    match app.append_by_ref(r, s.timestamp, s.value) {
+                        Ok(Some(_)) => done += 1,
+                        Ok(None) => break,
+                        Err(e) => {
+                            if e.is_sample_rejection() {
+                                let series =
+                                    to_labels(&ts).map(|l| l.to_string()).unwrap_or_default();
+                                tracing::warn!(
+                                    series,
+                                    timestamp = s.timestamp,
+                                    "remote write: {e}"
+                                );
+                            }
+                            return Err(Error::Storage(e));
                         }
-                        return Err(Error::Storage(e));
+                    }
+                }
+            }
+            let mut sref = hint;
+            if let Some(rest) = samples.get(done..)
+                && !rest.is_empty()
+            {
+                let labels = to_labels(&ts)?;
+                for s in rest {
+                    match app.append(sref, &labels, s.timestamp, s.value) {
+                        Ok(r) => sref = Some(r),
+                        Err(e) => {
+                            if e.is_sample_rejection() {
+                                tracing::warn!(series = %labels, timestamp = s.timestamp, "remote write: {e}");
+                            }
+                            return Err(Error::Storage(e));
+                        }
                     }
                 }
             }
@@ -143,7 +168,6 @@ impl Receiver {
                     hash,
                     entry: Entry {
                         raw: raw.into(),
-                        labels,
                         sref: r,
                     },
                 });
@@ -258,7 +282,6 @@ struct Learned {
 #[derive(Clone)]
 struct Entry {
     raw: Arc<[u8]>,
-    labels: Arc<Labels>,
     sref: SeriesRef,
 }
 
@@ -432,6 +455,8 @@ mod tests {
     struct Refs {
         refs: Arc<Mutex<HashMap<String, u64>>>,
         log: Log,
+        /// Answer `append_by_ref` for known refs (else the trait's default: unknown).
+        by_ref: bool,
     }
     struct RefsApp(Refs);
     impl Appendable for Refs {
@@ -465,12 +490,47 @@ mod tests {
             }
             Ok(SeriesRef(r))
         }
+        fn append_by_ref(
+            &mut self,
+            r: SeriesRef,
+            _: i64,
+            _: f64,
+        ) -> storage::Result<Option<SeriesRef>> {
+            let known = self.0.by_ref && self.0.refs.lock().unwrap().values().any(|v| *v == r.0);
+            if known {
+                self.0
+                    .log
+                    .lock()
+                    .unwrap()
+                    .push(("by ref".into(), Some(r.0)));
+            }
+            Ok(known.then_some(r))
+        }
         fn commit(self: Box<Self>) -> storage::Result<()> {
             Ok(())
         }
         fn rollback(self: Box<Self>) -> storage::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn known_series_append_by_ref_alone_until_the_storage_forgets_them() {
+        let refs = Refs {
+            by_ref: true,
+            ..Refs::default()
+        };
+        let r = Receiver::new(Arc::new(refs.clone()));
+        let a: &[(&str, &str)] = &[("__name__", "a"), ("job", "x")];
+        let take_log = || std::mem::take(&mut *refs.log.lock().unwrap());
+        assert_eq!(r.handle(&body(&[(a, &[(1, 1.0)])])).0, 204);
+        assert_eq!(take_log(), [(r#"a{job="x"}"#.to_string(), None)]);
+        assert_eq!(r.handle(&body(&[(a, &[(2, 1.0), (3, 1.0)])])).0, 204);
+        assert_eq!(take_log(), vec![("by ref".to_string(), Some(100)); 2]);
+        // The storage lost the series (e.g. retention): labels again, a new ref learnt.
+        refs.refs.lock().unwrap().clear();
+        assert_eq!(r.handle(&body(&[(a, &[(4, 1.0)])])).0, 204);
+        assert_eq!(take_log(), [(r#"a{job="x"}"#.to_string(), Some(100))]);
     }
 
     #[test]
@@ -528,7 +588,6 @@ mod tests {
             hash,
             entry: Entry {
                 raw: raw.into(),
-                labels: Arc::new(Labels::from_pairs(&[("__name__", "x")])),
                 sref: SeriesRef(r),
             },
         };

@@ -283,3 +283,39 @@ fn concurrent_appenders_and_queriers() {
     assert_eq!((s.head_series, s.head_samples), (40, 40 * 500));
     db.close().unwrap();
 }
+
+#[test]
+fn append_by_ref_without_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let a = labels(&[("__name__", "up"), ("job", "a")]);
+    let mut app = db.appender();
+    let r = app.append(None, &a, 10, 1.0).unwrap();
+    // Known in the batch (not committed yet), then in the head.
+    assert_eq!(app.append_by_ref(r, 20, 2.0).unwrap(), Some(r));
+    app.commit().unwrap();
+    let mut app = db.appender();
+    assert_eq!(app.append_by_ref(r, 30, 3.0).unwrap(), Some(r));
+    // Out of order is still rejected; an unknown ref is reported as unknown.
+    assert!(matches!(
+        app.append_by_ref(r, 25, 0.0),
+        Err(storage::Error::OutOfOrder)
+    ));
+    assert_eq!(
+        app.append_by_ref(SeriesRef(r.0 + 1000), 30, 3.0).unwrap(),
+        None
+    );
+    app.commit().unwrap();
+    let all = query_all(&db);
+    assert_eq!(all.len(), 1);
+    let ts: Vec<i64> = all[0].1.iter().map(|(t, _)| *t).collect();
+    assert_eq!(ts, [10, 20, 30]);
+    // After a restart the ref is found again in the replayed head.
+    db.close().unwrap();
+    drop(db);
+    let db = open(dir.path());
+    let mut app = db.appender();
+    assert_eq!(app.append_by_ref(r, 40, 4.0).unwrap(), Some(r));
+    app.commit().unwrap();
+    assert_eq!(query_all(&db)[0].1.len(), 4);
+}
