@@ -12,7 +12,7 @@ use super::{Element, Metric, Result, Value, exec_err};
 use crate::ast::{AggOp, AggregateExpr};
 
 /// The labels of the group `l` falls into.
-fn group_labels(a: &AggregateExpr, l: &Labels) -> Labels {
+pub(super) fn group_labels(a: &AggregateExpr, l: &Labels) -> Labels {
     if a.without {
         l.drop_names(&a.grouping)
     } else {
@@ -20,51 +20,50 @@ fn group_labels(a: &AggregateExpr, l: &Labels) -> Labels {
     }
 }
 
-/// Running state of one group.
-struct Group {
-    labels: Metric,
+/// The running value of one group, for every operator but `topk`, `bottomk` and `quantile`
+/// (which also keep their members). Shared with the whole-range aggregation of `fused`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Acc {
     value: f64,
     mean: f64,
     count: f64,
-    members: Vec<Element>,
 }
 
-impl Group {
-    fn new(labels: Metric, value: f64) -> Self {
-        Group {
-            labels,
-            value,
+impl Acc {
+    /// The state of a group whose first element has value `v`, before [`Acc::add`] adds it.
+    pub(super) fn new(v: f64) -> Self {
+        Acc {
+            value: v,
             mean: 0.0,
             count: 0.0,
-            members: Vec::new(),
         }
     }
 
-    /// Adds one element to the group.
-    fn add(&mut self, op: AggOp, e: Element) {
+    /// Adds one element's value.
+    pub(super) fn add(&mut self, op: AggOp, v: f64) {
         let first = self.count == 0.0;
         self.count += 1.0;
         match op {
             AggOp::Sum => {
                 if !first {
-                    self.value += e.v;
+                    self.value += v;
                 }
             }
             AggOp::Avg => {
                 self.mean = if first {
-                    e.v
+                    v
                 } else {
-                    mean_add(self.mean, e.v, self.count)
+                    mean_add(self.mean, v, self.count)
                 };
             }
             AggOp::Max => {
-                if self.value < e.v || self.value.is_nan() {
-                    self.value = e.v;
+                if self.value < v || self.value.is_nan() {
+                    self.value = v;
                 }
             }
             AggOp::Min => {
-                if self.value > e.v || self.value.is_nan() {
-                    self.value = e.v;
+                if self.value > v || self.value.is_nan() {
+                    self.value = v;
                 }
             }
             AggOp::Stddev | AggOp::Stdvar => {
@@ -72,12 +71,54 @@ impl Group {
                     self.value = 0.0;
                     self.mean = 0.0;
                 }
-                let delta = e.v - self.mean;
+                let delta = v - self.mean;
                 self.mean += delta / self.count;
-                self.value += delta * (e.v - self.mean);
+                self.value += delta * (v - self.mean);
             }
-            AggOp::Count | AggOp::Group | AggOp::CountValues => {}
-            AggOp::Topk | AggOp::Bottomk | AggOp::Quantile => self.members.push(e),
+            AggOp::Count
+            | AggOp::Group
+            | AggOp::CountValues
+            | AggOp::Topk
+            | AggOp::Bottomk
+            | AggOp::Quantile => {}
+        }
+    }
+
+    /// The group's result for `op` (not `topk`, `bottomk`, `quantile`: NaN).
+    pub(super) fn result(&self, op: AggOp) -> f64 {
+        match op {
+            AggOp::Sum | AggOp::Max | AggOp::Min => self.value,
+            AggOp::Avg => self.mean,
+            AggOp::Count | AggOp::CountValues => self.count,
+            AggOp::Group => 1.0,
+            AggOp::Stdvar => self.value / self.count,
+            AggOp::Stddev => (self.value / self.count).sqrt(),
+            AggOp::Topk | AggOp::Bottomk | AggOp::Quantile => f64::NAN,
+        }
+    }
+}
+
+/// Running state of one group.
+struct Group {
+    labels: Metric,
+    acc: Acc,
+    members: Vec<Element>,
+}
+
+impl Group {
+    fn new(labels: Metric, value: f64) -> Self {
+        Group {
+            labels,
+            acc: Acc::new(value),
+            members: Vec::new(),
+        }
+    }
+
+    /// Adds one element to the group.
+    fn add(&mut self, op: AggOp, e: Element) {
+        self.acc.add(op, e.v);
+        if matches!(op, AggOp::Topk | AggOp::Bottomk | AggOp::Quantile) {
+            self.members.push(e);
         }
     }
 }
@@ -328,12 +369,15 @@ pub(super) fn aggregate(
     let mut out = Vec::new();
     for mut g in groups {
         let v = match a.op {
-            AggOp::Sum | AggOp::Max | AggOp::Min => g.value,
-            AggOp::Avg => g.mean,
-            AggOp::Count | AggOp::CountValues => g.count,
-            AggOp::Group => 1.0,
-            AggOp::Stdvar => g.value / g.count,
-            AggOp::Stddev => (g.value / g.count).sqrt(),
+            AggOp::Sum
+            | AggOp::Max
+            | AggOp::Min
+            | AggOp::Avg
+            | AggOp::Count
+            | AggOp::CountValues
+            | AggOp::Group
+            | AggOp::Stdvar
+            | AggOp::Stddev => g.acc.result(a.op),
             AggOp::Quantile => {
                 let mut vals: Vec<f64> = g.members.iter().map(|e| e.v).collect();
                 quantile(scalar_param, &mut vals)

@@ -16,6 +16,7 @@ pub(crate) mod aggregate_helpers {
     pub(crate) use super::aggregate::{mean_add, quantile};
 }
 mod binary;
+mod fused;
 pub(crate) mod hash;
 mod steps;
 
@@ -27,11 +28,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pharos_model::api::{MatrixSeries, Point, QueryData, StringPoint, VectorSample};
-use pharos_model::storage::{Queryable, SelectHints};
+use pharos_model::storage::{Querier, Queryable, SelectHints};
 use pharos_model::{Labels, Sample, is_stale_nan};
 
 use crate::ast::*;
-use crate::functions::{Env, Impl, RangeCtx};
+use crate::functions::{Env, Impl, RangeCtx, RangeFn};
 use hash::{LabelRefSet, MetricMap};
 
 /// Errors of query evaluation.
@@ -191,7 +192,7 @@ impl Engine {
 
     /// Evaluates `expr` at `t_ms`.
     pub fn instant(&self, q: &dyn Queryable, expr: &Expr, t_ms: i64) -> Result<Value> {
-        let ev = Evaluator::prepare(self, q, expr, t_ms, t_ms)?;
+        let ev = Evaluator::prepare(self, q, expr, t_ms, t_ms, false)?;
         ev.check_deadline()?;
         let v = ev.eval(expr, t_ms)?;
         Ok(match v {
@@ -228,8 +229,8 @@ impl Engine {
                 ));
             }
         }
-        let mut ev = Evaluator::prepare(self, q, expr, start_ms, end_ms)?;
         let steps = (end_ms - start_ms) / step_ms + 1;
+        let mut ev = Evaluator::prepare(self, q, expr, start_ms, end_ms, steps >= 2)?;
         ev.build_tables(
             expr,
             steps::Grid {
@@ -322,6 +323,9 @@ struct Selected {
 /// window is found by stepping from here rather than by two binary searches.
 type Cursor = (i64, i64, usize, usize);
 
+/// Samples [`advance`] walks one by one before it gallops.
+const LINEAR_STEPS: usize = 16;
+
 /// Moves `i` forward to the first sample with `t > bound` (`past_equal`) or `t >= bound`:
 /// a short linear walk, then a galloping search (probes at doubling distances, then a binary
 /// search inside the last gap). Galloping only touches memory near `i`: a plain binary search
@@ -335,14 +339,16 @@ fn advance(samples: &[Sample], mut i: usize, bound: i64, past_equal: bool) -> us
             x.t < bound
         }
     };
-    for _ in 0..4 {
+    // Dashboard steps move a 5m window over 15s samples by a few to a dozen samples: a linear
+    // walk of that length has branches the CPU predicts, unlike a binary search.
+    for _ in 0..LINEAR_STEPS {
         match samples.get(i) {
             Some(x) if before(x) => i += 1,
             _ => return i,
         }
     }
     // Invariant: every sample before `i` is before the bound.
-    let mut gap = 4usize;
+    let mut gap = LINEAR_STEPS;
     loop {
         let probe = i.saturating_add(gap);
         match samples.get(probe) {
@@ -405,6 +411,45 @@ struct Evaluator {
     sel_tables: HashMap<usize, steps::Table>,
     /// Every step of range functions over a selector, precomputed (keyed by the call's address).
     call_tables: HashMap<usize, steps::Table>,
+    /// Every step of aggregations over a selector or such a range function, precomputed (keyed
+    /// by the aggregation's address; see [`fused`]).
+    agg_tables: HashMap<usize, fused::AggTable>,
+    /// Series selected but not loaded yet (keyed by [`key`]): leaves of aggregations that
+    /// [`fused`] reads series by series. [`Evaluator::build_tables`] loads what it leaves.
+    lazy: HashMap<usize, Lazy>,
+    /// The querier, kept while there are lazy series (to select them again should their
+    /// aggregation fail and leave its leaf to be evaluated step by step).
+    querier: Option<Box<dyn Querier>>,
+}
+
+/// Series selected but not read yet, and how they were selected.
+struct Lazy {
+    set: Vec<pharos_model::storage::Series>,
+    hints: SelectHints,
+}
+
+/// A range function over a matrix selector: the call, its function and the selector.
+type LeafCall<'a> = (&'a Call, RangeFn, &'a MatrixSelector);
+
+/// The selector and, for a range function, the call an aggregation reads straight from, if
+/// [`fused`] can compute it: an instant-vector selector, or a range function over a matrix
+/// selector with number literals as its other arguments.
+fn fused_leaf(a: &AggregateExpr) -> Option<(&VectorSelector, Option<LeafCall<'_>>)> {
+    match a.expr.unparen() {
+        Expr::VectorSelector(vs) => Some((vs, None)),
+        Expr::Call(c) => {
+            let Impl::Range(f) = c.func.imp else {
+                return None;
+            };
+            let ms = c.args.iter().map(Expr::unparen).find_map(|a| match a {
+                Expr::MatrixSelector(ms) => Some(ms),
+                _ => None,
+            })?;
+            steps::literal_scalars(c)?;
+            Some((&ms.vs, Some((c, f, ms))))
+        }
+        _ => None,
+    }
 }
 
 /// Most cells (series x steps) all precomputed tables of one query may hold together (24 bytes
@@ -503,10 +548,15 @@ const PARALLEL_LOAD_SERIES: usize = 64;
 /// query's time on a real store), on two threads when there are many series.
 fn load_series(set: Vec<pharos_model::storage::Series>, s: i64, t: i64) -> Vec<Loaded> {
     let load = |part: Vec<pharos_model::storage::Series>| -> Vec<Loaded> {
+        // Series of one selector mostly hold about as many samples each: sizing each buffer
+        // after the previous series (with some slack) saves growing it by doubling, a copy of
+        // everything decoded so far each time (a tenth of a day-long query's time).
+        let mut hint = 0usize;
         part.into_iter()
             .map(|mut sr| {
-                let mut samples = Vec::new();
+                let mut samples = Vec::with_capacity(hint.saturating_add(hint / 16));
                 sr.samples.collect_into(s, t, &mut samples);
+                hint = samples.len();
                 Loaded {
                     dropped: Arc::new(sr.labels.without_metric_name()),
                     labels: Arc::new(sr.labels),
@@ -557,12 +607,16 @@ pub(crate) fn check_unique(v: &[Element]) -> Result<()> {
 }
 
 impl Evaluator {
+    /// Selects the series of every selector and loads their samples; with `lazy` (a range
+    /// query with several steps), the series of leaves of aggregations that [`fused`] may
+    /// compute are only selected, to be read by [`Evaluator::build_tables`].
     fn prepare(
         engine: &Engine,
         q: &dyn Queryable,
         expr: &Expr,
         start: i64,
         end: i64,
+        lazy: bool,
     ) -> Result<Self> {
         let lookback = engine.opts.lookback_delta.as_millis() as i64;
         let mut sels = Vec::new();
@@ -577,10 +631,22 @@ impl Evaluator {
             &mut sq_ranges,
         );
         let mut data = HashMap::new();
+        let mut lazy_sets = HashMap::new();
+        let mut kept_querier = None;
         if !sels.is_empty() {
             let min_t = sels.iter().map(|s| s.1).min().unwrap_or(start);
             let max_t = sels.iter().map(|s| s.2).max().unwrap_or(end);
             let querier = q.querier(min_t, max_t)?;
+            let mut lazy_keys = std::collections::HashSet::new();
+            if lazy {
+                let mut aggs = Vec::new();
+                fused::candidates(expr, &mut aggs);
+                for a in aggs {
+                    if let Some((vs, _)) = fused_leaf(a) {
+                        lazy_keys.insert(key(vs));
+                    }
+                }
+            }
             // The same node may appear several times (it is one node); merge its ranges first.
             let mut ranges: HashMap<usize, (&VectorSelector, i64, i64, Option<&'static str>)> =
                 HashMap::new();
@@ -602,10 +668,24 @@ impl Evaluator {
                 };
                 let set: Vec<pharos_model::storage::Series> =
                     querier.select(&vs.matchers, &hints)?.collect();
+                let first = set.first().map(|s| s.labels.metric_name());
+                let one_name = set.iter().all(|s| Some(s.labels.metric_name()) == first);
+                if lazy_keys.contains(&k) {
+                    lazy_sets.insert(k, Lazy { set, hints });
+                    data.insert(
+                        k,
+                        Selected {
+                            series: Vec::new(),
+                            one_name,
+                        },
+                    );
+                    continue;
+                }
                 let series = load_series(set, s, t);
-                let first = series.first().map(|s| s.labels.metric_name());
-                let one_name = series.iter().all(|s| Some(s.labels.metric_name()) == first);
                 data.insert(k, Selected { series, one_name });
+            }
+            if !lazy_sets.is_empty() {
+                kept_querier = Some(querier);
             }
         }
         Ok(Self {
@@ -626,12 +706,50 @@ impl Evaluator {
             grid: None,
             sel_tables: HashMap::new(),
             call_tables: HashMap::new(),
+            agg_tables: HashMap::new(),
+            lazy: lazy_sets,
+            querier: kept_querier,
         })
     }
 
-    /// Precomputes the selectors and range functions of `expr` (outside subqueries) at every
-    /// step of `grid`, range-major (see [`steps`]), within [`MAX_TABLE_CELLS`].
+    /// Precomputes the aggregations [`fused`] can compute, then the selectors and range
+    /// functions of `expr` (outside subqueries) at every step of `grid`, range-major (see
+    /// [`steps`]), within [`MAX_TABLE_CELLS`]. Loads the lazy series left over.
     fn build_tables(&mut self, expr: &Expr, grid: steps::Grid) -> Result<()> {
+        let r = self.build_tables_within(expr, grid);
+        if r.is_ok() {
+            self.load_lazy();
+        }
+        r
+    }
+
+    /// Loads the lazy series no aggregation has read.
+    fn load_lazy(&mut self) {
+        for (k, lz) in std::mem::take(&mut self.lazy) {
+            let series = load_series(lz.set, lz.hints.start, lz.hints.end);
+            if let Some(sel) = self.data.get_mut(&k) {
+                sel.series = series;
+            }
+        }
+        self.querier = None;
+    }
+
+    /// Selects and loads again the series of `vs`, read lazily and used up by an aggregation
+    /// that failed.
+    fn reload(&mut self, vs: &VectorSelector, hints: &SelectHints) -> Result<()> {
+        let Some(querier) = &self.querier else {
+            return Ok(());
+        };
+        let set: Vec<pharos_model::storage::Series> =
+            querier.select(&vs.matchers, hints)?.collect();
+        let series = load_series(set, hints.start, hints.end);
+        if let Some(sel) = self.data.get_mut(&key(vs)) {
+            sel.series = series;
+        }
+        Ok(())
+    }
+
+    fn build_tables_within(&mut self, expr: &Expr, grid: steps::Grid) -> Result<()> {
         if grid.steps < 2 {
             return Ok(());
         }
@@ -645,7 +763,97 @@ impl Evaluator {
             Some(AtModifier::End) => qe,
             None => t,
         };
+        // Aggregations straight over a leaf first: their leaf needs no table of its own.
+        let mut aggs = Vec::new();
+        fused::candidates(expr, &mut aggs);
+        let mut covered: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        for a in aggs {
+            self.check_deadline()?;
+            let Some((vs, call)) = fused_leaf(a) else {
+                continue;
+            };
+            let scalars = call
+                .and_then(|(c, _, _)| steps::literal_scalars(c))
+                .unwrap_or_default();
+            let (leaf, covers, keep_name) = match call {
+                None => (
+                    fused::Leaf::Selector {
+                        lookback: self.lookback,
+                    },
+                    key(vs),
+                    true,
+                ),
+                Some((c, f, ms)) => {
+                    let keep_name = c.func.name == "last_over_time";
+                    let one_name = self.data.get(&key(vs)).is_some_and(|s| s.one_name);
+                    // Dropping different names could make duplicates, an error at the step.
+                    if !keep_name && !one_name {
+                        continue;
+                    }
+                    let leaf = fused::Leaf::Call {
+                        f,
+                        range: ms.range,
+                        scalars: &scalars,
+                    };
+                    (leaf, c as *const Call as usize, keep_name)
+                }
+            };
+            let (vat, off) = (vs.at, vs.offset);
+            let read = |t| at(vat, t).saturating_sub(off);
+            let built = match self.lazy.remove(&key(vs)) {
+                Some(lz) => {
+                    let groups = if keep_name {
+                        fused::groups(a, lz.set.iter().map(|s| &s.labels))
+                    } else {
+                        let dropped: Vec<Labels> = lz
+                            .set
+                            .iter()
+                            .map(|s| s.labels.without_metric_name())
+                            .collect();
+                        fused::groups(a, dropped.iter())
+                    };
+                    if groups.len().saturating_mul(grid.steps) > budget {
+                        self.lazy.insert(key(vs), lz);
+                        continue;
+                    }
+                    let src = fused::Source::Lazy {
+                        set: lz.set,
+                        min_t: lz.hints.start,
+                        max_t: lz.hints.end,
+                    };
+                    let built = fused::agg_table(a, groups, src, grid, leaf, read);
+                    if built.is_err() {
+                        self.reload(vs, &lz.hints)?;
+                    }
+                    built
+                }
+                None => {
+                    let series = self.series_of(vs);
+                    let groups = fused::groups(
+                        a,
+                        series
+                            .iter()
+                            .map(|s| if keep_name { &*s.labels } else { &*s.dropped }),
+                    );
+                    if groups.len().saturating_mul(grid.steps) > budget {
+                        continue;
+                    }
+                    fused::agg_table(a, groups, fused::Source::Loaded(series), grid, leaf, read)
+                }
+            };
+            // A function that fails is left to fail at its step, in order.
+            if let Ok(t) = built {
+                budget = budget.saturating_sub(t.input.len().saturating_mul(t.groups()));
+                covered.insert(covers);
+                self.agg_tables
+                    .insert(a as *const AggregateExpr as usize, t);
+            }
+        }
+        self.load_lazy();
         for c in calls {
+            if covered.contains(&(c as *const Call as usize)) {
+                continue;
+            }
             let Some(Expr::MatrixSelector(ms)) = c
                 .args
                 .iter()
@@ -673,6 +881,9 @@ impl Evaluator {
             }
         }
         for vs in sels {
+            if covered.contains(&key(vs)) {
+                continue;
+            }
             let series = self.series_of(vs);
             let cells = series.len().saturating_mul(grid.steps);
             if cells > budget || self.sel_tables.contains_key(&key(vs)) {
@@ -776,6 +987,26 @@ impl Evaluator {
                 self.call(c, ts)
             }
             Expr::AggregateExpr(a) => {
+                let fused = self.grid.and_then(|g| g.index(ts)).and_then(|k| {
+                    self.agg_tables
+                        .get(&(a as *const AggregateExpr as usize))
+                        .map(|t| (t, k))
+                });
+                if let Some((t, k)) = fused {
+                    let n = t.input.get(k).copied().unwrap_or(0);
+                    // The accounting the leaf does step by step.
+                    self.check_deadline()?;
+                    if t.selector {
+                        let selected = self.selected.get().saturating_add(n);
+                        self.selected.set(selected);
+                        if selected > self.max_samples {
+                            return Err(EvalError::TooManySamples("query execution"));
+                        }
+                    } else if n > self.max_samples {
+                        return Err(EvalError::TooManySamples("query execution"));
+                    }
+                    return Ok(Value::Vector(t.row(k, ts)));
+                }
                 let param = match &a.param {
                     Some(p) => Some(self.eval(p, ts)?),
                     None => None,

@@ -15,7 +15,7 @@ use pharos_model::{Sample, is_stale_nan};
 
 use super::{Cursor, Loaded, Result, advance, window};
 use crate::ast::{Call, Expr, ValueType, VectorSelector};
-use crate::functions::{Impl, RangeCtx};
+use crate::functions::{Impl, RangeCtx, RangeFn};
 
 /// The step grid of a range query.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +40,7 @@ impl Grid {
             .filter(|k| *k < self.steps)
     }
 
-    fn time(&self, k: usize) -> i64 {
+    pub fn time(&self, k: usize) -> i64 {
         self.start
             .saturating_add(self.step.saturating_mul(k as i64))
     }
@@ -137,26 +137,40 @@ pub(super) fn selector_table(
     read: impl Fn(i64) -> i64 + Sync,
 ) -> Result<Table> {
     build(series, grid, |s, col, _| {
-        let mut idx = 0usize;
-        let mut last = i64::MIN;
-        for (k, cell) in col.iter_mut().enumerate() {
-            let rt = read(grid.time(k));
-            idx = if rt >= last {
-                advance(&s.samples, idx, rt, true)
-            } else {
-                s.samples.partition_point(|x| x.t <= rt)
-            };
-            last = rt;
-            let Some(x) = idx.checked_sub(1).and_then(|i| s.samples.get(i)) else {
-                continue;
-            };
-            if x.t < rt.saturating_sub(lookback) || is_stale_nan(x.v) {
-                continue;
-            }
-            *cell = Some(*x);
-        }
+        selector_column(&s.samples, grid, 0, lookback, &read, col);
         Ok(())
     })
+}
+
+/// Fills `col[j]` with the sample an instant-vector selector reading at `read(t)` finds in
+/// a series' `samples` at step `k0 + j` (`None`: nothing within `lookback`, or a staleness
+/// marker).
+pub(super) fn selector_column(
+    samples: &[Sample],
+    grid: Grid,
+    k0: usize,
+    lookback: i64,
+    read: &impl Fn(i64) -> i64,
+    col: &mut [Option<Sample>],
+) {
+    let mut idx = 0usize;
+    let mut last = i64::MIN;
+    for (j, cell) in col.iter_mut().enumerate() {
+        let rt = read(grid.time(k0 + j));
+        idx = if rt >= last {
+            advance(samples, idx, rt, true)
+        } else {
+            samples.partition_point(|x| x.t <= rt)
+        };
+        last = rt;
+        let Some(x) = idx.checked_sub(1).and_then(|i| samples.get(i)) else {
+            continue;
+        };
+        if x.t < rt.saturating_sub(lookback) || is_stale_nan(x.v) {
+            continue;
+        }
+        *cell = Some(*x);
+    }
 }
 
 /// The scalar arguments of `c` if they are all number literals (so they are the same at every
@@ -193,38 +207,69 @@ pub(super) fn call_table(
         return Ok(None);
     };
     build(series, grid, |s, col, counts| {
-        let mut cur: Cursor = (i64::MIN, i64::MIN, 0, 0);
-        let mut scratch: Vec<Sample> = Vec::new();
-        for (k, cell) in col.iter_mut().enumerate() {
-            let ts = grid.time(k);
-            let end = read(ts);
-            let start = end.saturating_sub(range);
-            let (lo, hi) = window(&s.samples, start, end, &mut cur);
-            let mut points = s.samples.get(lo..hi).unwrap_or(&[]);
-            if s.has_stale && points.iter().any(|x| is_stale_nan(x.v)) {
-                scratch.clear();
-                scratch.extend(points.iter().filter(|x| !is_stale_nan(x.v)));
-                points = &scratch;
-            }
-            if points.is_empty() {
-                continue;
-            }
-            if let Some(n) = counts.get_mut(k) {
-                *n = n.saturating_add(points.len());
-            }
-            let ctx = RangeCtx {
-                ts,
-                start,
-                end,
-                range,
-            };
-            if let Some(v) = f(&ctx, points, scalars)? {
-                *cell = Some(Sample { t: ts, v });
-            }
-        }
-        Ok(())
+        call_column(
+            f,
+            &s.samples,
+            s.has_stale,
+            grid,
+            0,
+            range,
+            scalars,
+            &read,
+            col,
+            counts,
+        )
     })
     .map(Some)
+}
+
+/// Fills `col[j]` with range function `f` over the window of a series' `samples` at step
+/// `k0 + j` (window end `read(t)`, length `range`; cells hold the step time and the value) and
+/// adds the samples in each window to `counts[j]`. `has_stale`: whether `samples` holds
+/// staleness markers (they are skipped). Fails where the function fails.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn call_column(
+    f: RangeFn,
+    samples: &[Sample],
+    has_stale: bool,
+    grid: Grid,
+    k0: usize,
+    range: i64,
+    scalars: &[f64],
+    read: &impl Fn(i64) -> i64,
+    col: &mut [Option<Sample>],
+    counts: &mut [usize],
+) -> Result<()> {
+    let mut cur: Cursor = (i64::MIN, i64::MIN, 0, 0);
+    let mut scratch: Vec<Sample> = Vec::new();
+    for (j, cell) in col.iter_mut().enumerate() {
+        let ts = grid.time(k0 + j);
+        let end = read(ts);
+        let start = end.saturating_sub(range);
+        let (lo, hi) = window(samples, start, end, &mut cur);
+        let mut points = samples.get(lo..hi).unwrap_or(&[]);
+        if has_stale && points.iter().any(|x| is_stale_nan(x.v)) {
+            scratch.clear();
+            scratch.extend(points.iter().filter(|x| !is_stale_nan(x.v)));
+            points = &scratch;
+        }
+        if points.is_empty() {
+            continue;
+        }
+        if let Some(n) = counts.get_mut(j) {
+            *n = n.saturating_add(points.len());
+        }
+        let ctx = RangeCtx {
+            ts,
+            start,
+            end,
+            range,
+        };
+        if let Some(v) = f(&ctx, points, scalars)? {
+            *cell = Some(Sample { t: ts, v });
+        }
+    }
+    Ok(())
 }
 
 /// The nodes worth a table in `e`: instant selectors and range functions over a matrix

@@ -1032,3 +1032,132 @@ fn range_steps_match_instant_evaluations() {
         }
     }
 }
+
+/// Aggregations straight over a selector or a range function are computed for all steps at
+/// once (`fused`): every step must give the same values bit for bit as an instant query, in the
+/// same order (visible through `topk` ties over a sum), with series coming and going, NaN, Inf,
+/// staleness markers, `@`, `offset`, `without`, and leaves whose names differ.
+#[test]
+fn fused_aggregations_match_instant_evaluations_exactly() {
+    let db = load(
+        M,
+        &[
+            (r#"c{pod="p1",k="a"}"#, "0.1+0.7x12"),
+            (r#"c{pod="p2",k="a"}"#, "_ _ _ 3+0.3x9"),
+            (r#"c{pod="p1",k="b"}"#, "5 3 1 0.2 7 stale _ 1 2 3 4 5 6"),
+            (r#"c{pod="p3",k="b"}"#, "0.3+0.1x5 stale _ 2+1x4"),
+            (
+                r#"c{pod="p2",k="b"}"#,
+                "1e300 1e300 -1e300 Inf NaN 1 2 3 -Inf 4 NaN 5 6",
+            ),
+            (r#"d{pod="p1",k="a"}"#, "1 1 1 1 1 1 1 1 1 1 1 1 1"),
+            (r#"d{pod="p2",k="a"}"#, "_ _ 1 1 1 1 1 stale"),
+        ],
+    );
+    let queries = [
+        "sum by (pod) (c)",
+        "sum by (k) (c)",
+        "sum(c)",
+        "sum without (k) (c)",
+        "avg by (pod) (c)",
+        "count by (k) (c)",
+        "min by (pod) (c)",
+        "max by (k) (c)",
+        "group by (pod) (c)",
+        "stddev by (k) (c)",
+        "stdvar(c)",
+        "sum by (pod) (c offset 2m)",
+        "sum by (pod) (c @ 300)",
+        "sum by (pod) (rate(c[3m]))",
+        "sum by (k) (increase(c[4m]))",
+        "avg by (pod) (avg_over_time(c[3m]))",
+        "max by (pod) (max_over_time(c[2m] offset 1m))",
+        "sum by (__name__) (last_over_time(c[2m]))",
+        "sum by (__name__) (c)",
+        "sum by (pod) (quantile_over_time(0.3, c[5m]))",
+        "sum by (pod) (rate({__name__=~\"c|d\"}[3m]))",
+        "sum by (pod) (last_over_time({__name__=~\"c|d\"}[3m]))",
+        "sum by (pod) ({__name__=~\"c|d\"})",
+        "topk(1, sum by (pod) (d))",
+        "bottomk(2, sum by (pod) (rate(d[3m])))",
+        "topk(2, count by (pod) ({__name__=~\"c|d\"}))",
+        "histogram_quantile(0.5, sum by (le) (rate(c[3m])))",
+        "sum by (pod) (rate(c[3m])) / on(pod) group_left count by (pod) (d)",
+        "max_over_time(sum by (pod) (c)[4m:1m])",
+        "sum(holt_winters(c[5m], 2, 0.5))",
+        "sum by (k) (holt_winters(c[5m], 0.5, 0.5))",
+        "sum(rate(c[3m])) + sum(holt_winters(c[5m], 0.5, 2))",
+    ];
+    let bits = |v: f64| if v.is_nan() { u64::MAX } else { v.to_bits() };
+    for q in queries {
+        let e = parse(q).unwrap();
+        let mut want: Vec<(Metric, Vec<(i64, u64)>)> = Vec::new();
+        let mut err = None;
+        for step in 0..=12 {
+            let v = match engine().instant(&db, &e, step * M) {
+                Ok(Value::Vector(v)) => v,
+                Ok(other) => panic!("{q}: unexpected {other:?}"),
+                Err(e) => {
+                    err = Some(e.to_string());
+                    break;
+                }
+            };
+            for el in v {
+                let p = (step * M, bits(el.v));
+                match want.iter_mut().find(|s| s.0 == el.metric) {
+                    Some(s) => s.1.push(p),
+                    None => want.push((el.metric, vec![p])),
+                }
+            }
+        }
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        let got = match (engine().range(&db, &e, 0, 12 * M, M), err) {
+            (Ok(Value::Matrix(got)), None) => got,
+            (Err(got), Some(want)) => {
+                assert_eq!(got.to_string(), want, "{q}");
+                continue;
+            }
+            (got, want) => panic!("{q}: range {got:?}, instant error {want:?}"),
+        };
+        let got: Vec<(Metric, Vec<(i64, u64)>)> = got
+            .into_iter()
+            .map(|s| {
+                (
+                    s.metric,
+                    s.points.iter().map(|p| (p.t, bits(p.v))).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{q}");
+    }
+}
+
+/// The whole-range aggregations keep the sample limits of the leaves they replace: selected
+/// samples add up over the steps, samples in the windows count per step.
+#[test]
+fn fused_aggregations_keep_sample_limits() {
+    #[track_caller]
+    fn check(query: &str, max_samples: usize, fails: bool) {
+        let db = load(M, &[("a{x=\"1\"}", "0+1x100"), ("a{x=\"2\"}", "0+1x100")]);
+        let opts = EngineOptions {
+            max_samples,
+            ..EngineOptions::default()
+        };
+        let e = parse(query).unwrap();
+        let got = Engine::new(opts).range(&db, &e, 98 * M, 100 * M, M);
+        match (got, fails) {
+            (Err(EvalError::TooManySamples(_)), true) | (Ok(_), false) => {}
+            (got, _) => panic!("{query} with {max_samples}: {got:?}"),
+        }
+    }
+    // 2 series x 3 steps selected.
+    check("a", 6, false);
+    check("a", 5, true);
+    check("sum(a)", 6, false);
+    check("sum(a)", 5, true);
+    // 2 series x 11 samples in each 10m window at most.
+    check("count_over_time(a[10m])", 22, false);
+    check("count_over_time(a[10m])", 21, true);
+    check("sum(count_over_time(a[10m]))", 22, false);
+    check("sum(count_over_time(a[10m]))", 21, true);
+}
