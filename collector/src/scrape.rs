@@ -242,6 +242,13 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
+    /// The entry in slot `i`, which `Sink::lookup` has just returned.
+    fn entry(&mut self, i: u32) -> Result<&mut CacheEntry, String> {
+        self.entries
+            .get_mut(i)
+            .ok_or_else(|| "internal error: series cache entry vanished".to_string())
+    }
+
     pub fn new(target_labels: &Labels) -> Self {
         let report_labels = REPORT_NAMES.map(|n| {
             let mut b = target_labels.builder();
@@ -450,11 +457,7 @@ impl Sink<'_> {
             };
             structured_key(key, name, &labels);
             let i = self.lookup(cache, key, name, &labels, stats)?;
-            let e = cache
-                .entries
-                .get_mut(i)
-                .ok_or_else(|| "internal error: series cache entry vanished".to_string())?;
-            self.put(e, iter, app, value, timestamp, t, stats)?;
+            self.put(cache.entry(i)?, iter, app, value, timestamp, t, stats)?;
         }
         Ok(())
     }
@@ -620,11 +623,7 @@ impl Sink<'_> {
                     slot: Line::NONE,
                 },
             });
-            let e = cache
-                .entries
-                .get_mut(i)
-                .ok_or_else(|| "internal error: series cache entry vanished".to_string())?;
-            self.put(e, iter, app, value, timestamp, t, stats)?;
+            self.put(cache.entry(i)?, iter, app, value, timestamp, t, stats)?;
         }
         Ok(())
     }

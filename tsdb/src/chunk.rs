@@ -1015,13 +1015,19 @@ pub fn count(encoding: Encoding, chunk: &[u8]) -> Result<u64> {
     }
 }
 
-/// Decodes a chunk of any encoding, appending its samples to `out`.
+/// Decodes a chunk of any encoding, appending its samples to `out`; on an error `out` is left
+/// as it was (no partly decoded samples).
 pub fn decode_into(encoding: Encoding, chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
-    match encoding {
+    let start = out.len();
+    let result = match encoding {
         Encoding::Xor => decode_xor(chunk, out),
         Encoding::Packed => decode_packed(chunk, out),
         Encoding::Zstd => decode_zstd(chunk, out),
+    };
+    if result.is_err() {
+        out.truncate(start);
     }
+    result
 }
 
 #[cfg(test)]

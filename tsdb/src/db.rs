@@ -1023,6 +1023,30 @@ impl DbAppender {
         }
     }
 
+    /// Buffers `(t, v)` for series `r` whose newest sample is `last` if the head accepts it after
+    /// that sample (a duplicate is dropped silently), counting a rejection.
+    fn push_checked(
+        &mut self,
+        r: u64,
+        last: Option<Sample>,
+        t: i64,
+        v: f64,
+    ) -> storage::Result<SeriesRef> {
+        match self.inner.head.check(last, t, v) {
+            Ok(true) => {
+                self.samples.push(RefSample { series: r, t, v });
+                // `flush_cur` records it in `last` when another series comes.
+                self.cur = Some((r, Sample { t, v }));
+            }
+            Ok(false) => {}
+            Err(e) => {
+                self.inner.counters.count(&e);
+                return Err(e);
+            }
+        }
+        Ok(SeriesRef(r))
+    }
+
     /// The series' ref and its newest sample, in this batch or else in the head (`None` if new).
     fn resolve(
         &mut self,
@@ -1085,34 +1109,11 @@ impl Appender for DbAppender {
         if let (Some(SeriesRef(r)), Some((cr, last))) = (series_ref, self.cur)
             && r == cr
         {
-            match self.inner.head.check(Some(last), t, v) {
-                Ok(true) => {
-                    self.samples.push(RefSample { series: r, t, v });
-                    self.cur = Some((r, Sample { t, v }));
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    self.inner.counters.count(&e);
-                    return Err(e);
-                }
-            }
-            return Ok(SeriesRef(r));
+            return self.push_checked(r, Some(last), t, v);
         }
         self.flush_cur();
         let (r, last) = self.resolve(series_ref, labels)?;
-        match self.inner.head.check(last, t, v) {
-            Ok(true) => {
-                self.samples.push(RefSample { series: r, t, v });
-                // `flush_cur` records it in `last` when another series comes.
-                self.cur = Some((r, Sample { t, v }));
-            }
-            Ok(false) => {}
-            Err(e) => {
-                self.inner.counters.count(&e);
-                return Err(e);
-            }
-        }
-        Ok(SeriesRef(r))
+        self.push_checked(r, last, t, v)
     }
 
     fn append_by_ref(

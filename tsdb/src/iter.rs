@@ -161,7 +161,6 @@ impl SampleIterator for ChunksIterator {
             let start = out.len();
             if let Err(e) = chunk::decode_into(c.encoding, c.bytes.as_ref(), out) {
                 tracing::error!(error = %e, "cannot decode a chunk");
-                out.truncate(start);
                 continue;
             }
             let before = out
