@@ -62,6 +62,10 @@ const ORDER: &[&[&str]] = &[
     // An Alertmanager.
     &[
         "basic_auth",
+        "authorization",
+        "bearer_token",
+        "bearer_token_file",
+        "tls_config",
         "follow_redirects",
         "scheme",
         "path_prefix",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pharos_model::expfmt::{MetricFamily, MetricType};
 use pharos_model::storage::{Appendable, Queryable};
-use pharos_query::notifier::{DEFAULT_QUEUE_CAPACITY, Notifier};
+use pharos_query::notifier::{self, DEFAULT_QUEUE_CAPACITY, Notifier};
 use pharos_query::rules::json::RulesProvider;
 use pharos_query::rules::manager::{Manager, ManagerOptions};
 use pharos_query::{Engine, EngineOptions};
@@ -43,6 +43,33 @@ fn joined(errs: &[pharos_query::rules::Error]) -> String {
         .join("\n")
 }
 
+/// The notifier's HTTP clients, built with the collector's TLS code: `tls_config` as for scrapes,
+/// with `server_name` sent as SNI.
+fn alertmanager_client(ep: &notifier::Endpoint) -> Result<notifier::Client, String> {
+    let url = reqwest::Url::parse(&ep.url).map_err(|e| format!("invalid url: {e}"))?;
+    let tls = ep.tls.as_ref().map(|t| pharos_collector::auth::TlsConfig {
+        ca_file: t.ca_file.clone(),
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        server_name: t.server_name.clone(),
+        insecure_skip_verify: t.insecure_skip_verify,
+        min_version: t.min_version.clone(),
+    });
+    let (mut b, endpoint) =
+        pharos_collector::tls::sni_builder(tls.as_ref(), &url).map_err(|e| e.to_string())?;
+    if !ep.follow_redirects {
+        b = b.redirect(reqwest::redirect::Policy::none());
+    }
+    let client = b
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))?;
+    Ok(notifier::Client {
+        client,
+        url: endpoint.url.to_string(),
+        host: endpoint.host,
+    })
+}
+
 impl Rules {
     /// Starts the notifier and the rule groups of `cfg`. An invalid rule file is an error (the
     /// server does not start). Must run inside the tokio runtime.
@@ -54,6 +81,7 @@ impl Rules {
         external_url: String,
     ) -> anyhow::Result<Self> {
         let notifier = Notifier::new(DEFAULT_QUEUE_CAPACITY);
+        notifier.set_client_factory(Arc::new(alertmanager_client));
         notifier
             .apply(&cfg.alerting, cfg.global.external_labels.clone())
             .map_err(|e| anyhow::anyhow!("invalid alerting configuration: {e}"))?;
@@ -94,9 +122,9 @@ impl Rules {
 
     /// Applies a reloaded configuration; on error the old rules and Alertmanagers stay.
     pub fn apply(&self, cfg: &Config) -> anyhow::Result<()> {
-        // Validate the alerting section before touching anything.
-        cfg.alerting
-            .endpoints()
+        // Validate the alerting section (clients built, TLS files read) before touching anything.
+        self.notifier
+            .check(&cfg.alerting)
             .map_err(|e| anyhow::anyhow!("invalid alerting configuration: {e}"))?;
         self.manager
             .update(

@@ -166,7 +166,15 @@ struct RawGlobalConfig {
 }
 
 impl From<RawGlobalConfig> for GlobalConfig {
-    fn from(r: RawGlobalConfig) -> Self {
+    /// Zero durations mean "not set", as in Prometheus.
+    fn from(mut r: RawGlobalConfig) -> Self {
+        if r.scrape_interval.0.is_zero() {
+            r.scrape_interval = default_scrape_interval();
+        }
+        if r.evaluation_interval.0.is_zero() {
+            r.evaluation_interval = default_evaluation_interval();
+        }
+        r.scrape_timeout = r.scrape_timeout.filter(|t| !t.0.is_zero());
         Self {
             scrape_interval: r.scrape_interval,
             scrape_timeout: r
@@ -339,13 +347,17 @@ impl ScrapeConfig {
         if job.is_empty() {
             return Err(Error::InvalidConfig("job_name is empty".into()));
         }
-        let interval = self.scrape_interval.unwrap_or(global.scrape_interval);
+        // As in Prometheus, a zero interval or timeout means "not set": the global one applies.
+        let interval = self
+            .scrape_interval
+            .filter(|i| !i.0.is_zero())
+            .unwrap_or(global.scrape_interval);
         if interval.0.is_zero() {
             return Err(Error::InvalidConfig(format!(
                 "job {job:?}: scrape_interval must be positive"
             )));
         }
-        let timeout = match self.scrape_timeout {
+        let timeout = match self.scrape_timeout.filter(|t| !t.0.is_zero()) {
             Some(t) => t,
             None => global.scrape_timeout.min(interval),
         };
@@ -656,6 +668,19 @@ scrape_configs:
         check_err(
             "scrape_configs:\n  - job_name: a\n    metrics_path: metrics\n",
             &["must start with '/'"],
+        );
+    }
+
+    #[test]
+    fn zero_interval_and_timeout_inherit_global() {
+        let cfg = Config::from_yaml(
+            "global: {scrape_interval: 20s, scrape_timeout: 7s}\nscrape_configs:\n  - job_name: a\n    scrape_interval: 0s\n    scrape_timeout: 0s\n",
+        )
+        .unwrap();
+        let r = cfg.scrape_configs[0].resolve(&cfg.global).unwrap();
+        assert_eq!(
+            (r.interval, r.timeout),
+            (Duration::from_secs(20), Duration::from_secs(7))
         );
     }
 

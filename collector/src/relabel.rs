@@ -82,8 +82,8 @@ impl<'de> Deserialize<'de> for Regex {
     }
 }
 
-/// What a relabel step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// What a relabel step does. Written in any case (`Replace`, `DROP`), as Prometheus accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Sets `target_label` to `replacement` (with captures) if the regex matches the joined source
@@ -110,6 +110,67 @@ pub enum Action {
     Lowercase,
     /// Sets `target_label` to the uppercased joined source values.
     Uppercase,
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "replace" => Action::Replace,
+            "keep" => Action::Keep,
+            "drop" => Action::Drop,
+            "keepequal" => Action::KeepEqual,
+            "dropequal" => Action::DropEqual,
+            "hashmod" => Action::HashMod,
+            "labelmap" => Action::LabelMap,
+            "labeldrop" => Action::LabelDrop,
+            "labelkeep" => Action::LabelKeep,
+            "lowercase" => Action::Lowercase,
+            "uppercase" => Action::Uppercase,
+            _ => {
+                return Err(serde::de::Error::custom(format!(
+                    "unknown relabel action {s:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// True if `s` may be a `target_label` (or a `labelmap` replacement): label-name characters and
+/// `$1`/`${name}` references, as Prometheus' `relabelTarget` pattern.
+fn is_relabel_target(s: &str) -> bool {
+    let b = s.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    if b.is_empty() {
+        return false;
+    }
+    // The first item must be a letter, `_` or a reference; then word characters or references.
+    let mut i = 0;
+    let mut first = true;
+    while i < b.len() {
+        if b[i] == b'$' {
+            if b.get(i + 1) == Some(&b'{') {
+                let end = b[i + 2..].iter().position(|&c| c == b'}');
+                match end {
+                    Some(n) if n > 0 && b[i + 2..i + 2 + n].iter().all(|&c| word(c)) => i += n + 3,
+                    _ => return false,
+                }
+            } else {
+                let n = b[i + 1..].iter().take_while(|&&c| word(c)).count();
+                if n == 0 {
+                    return false;
+                }
+                i += n + 1;
+            }
+        } else if (first && (b[i].is_ascii_alphabetic() || b[i] == b'_')) || (!first && word(b[i]))
+        {
+            i += 1;
+        } else {
+            return false;
+        }
+        first = false;
+    }
+    true
 }
 
 fn default_separator() -> String {
@@ -175,15 +236,44 @@ impl RelabelConfig {
                 self.action
             ));
         }
+        let name = format!("{:?}", self.action).to_lowercase();
         if matches!(
             self.action,
-            Lowercase | Uppercase | HashMod | KeepEqual | DropEqual
-        ) && !is_label_name(&self.target_label)
+            Replace | Lowercase | Uppercase | KeepEqual | DropEqual
+        ) && !is_relabel_target(&self.target_label)
         {
-            return Err(format!("invalid target_label {:?}", self.target_label));
+            return Err(format!(
+                "{:?} is invalid 'target_label' for {name} action",
+                self.target_label
+            ));
+        }
+        if self.action == HashMod && !is_label_name(&self.target_label) {
+            return Err(format!(
+                "{:?} is invalid 'target_label' for {name} action",
+                self.target_label
+            ));
         }
         if self.action == HashMod && self.modulus == 0 {
             return Err("relabel action hashmod requires a non-zero modulus".into());
+        }
+        if self.action == LabelMap && !is_relabel_target(&self.replacement) {
+            return Err(format!(
+                "{:?} is invalid 'replacement' for {name} action",
+                self.replacement
+            ));
+        }
+        if matches!(self.action, KeepEqual | DropEqual) {
+            if self.replacement != default_replacement() {
+                return Err(format!("'replacement' can not be set for {name} action"));
+            }
+            if self.regex.as_str() != "(.*)"
+                || self.modulus != 0
+                || self.separator != default_separator()
+            {
+                return Err(format!(
+                    "{name} action requires only 'source_labels' and 'target_label', and no other fields"
+                ));
+            }
         }
         if matches!(self.action, LabelDrop | LabelKeep)
             && (!self.source_labels.is_empty()
@@ -266,12 +356,15 @@ fn step(set: &mut BTreeMap<String, String>, c: &RelabelConfig) -> bool {
             if let Some(caps) = c.regex.re.captures(&value) {
                 let mut target = String::new();
                 caps.expand(&c.target_label, &mut target);
-                if !is_label_name(&target) {
-                    return true;
-                }
                 let mut res = String::new();
                 caps.expand(&c.replacement, &mut res);
-                put(set, target, res);
+                // As Prometheus: an invalid expanded name or an empty value removes the label
+                // named as written (a templated name rarely exists, so mostly a no-op).
+                if !is_label_name(&target) || res.is_empty() {
+                    set.remove(&c.target_label);
+                } else {
+                    set.insert(target, res);
+                }
             }
         }
         Action::Lowercase => put(set, c.target_label.clone(), joined.to_lowercase()),
@@ -507,8 +600,114 @@ mod tests {
         assert!(bad("action: replace").contains("target_label"));
         assert!(bad("{action: hashmod, target_label: x}").contains("modulus"));
         assert!(bad("{action: labeldrop, source_labels: [a]}").contains("only takes a regex"));
-        assert!(bad("{action: lowercase, target_label: '1x'}").contains("invalid target_label"));
         let e = serde_norway::from_str::<RelabelConfig>("action: explode").unwrap_err();
-        assert!(e.to_string().contains("explode"));
+        assert!(e.to_string().contains("unknown relabel action \"explode\""));
+    }
+
+    /// Accepted and rejected as `promtool check config` (Prometheus 2.42) does.
+    #[test]
+    fn validation_matches_promtool() {
+        #[track_caller]
+        fn check(yaml: &str, want: std::result::Result<(), &str>) {
+            let got = serde_norway::from_str::<RelabelConfig>(yaml)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.validate());
+            match (got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(w)) => assert!(e.contains(w), "{yaml}: {e} lacks {w}"),
+                (g, w) => panic!("{yaml}: got {g:?}, want {w:?}"),
+            }
+        }
+        check("{action: Replace, target_label: a}", Ok(()));
+        check("{action: DROP, source_labels: [a]}", Ok(()));
+        check("{action: ''}", Err("unknown relabel action \"\""));
+        check(
+            "{source_labels: [a], target_label: '1x'}",
+            Err("\"1x\" is invalid 'target_label' for replace action"),
+        );
+        check("{source_labels: [a], target_label: 'l_${1}'}", Ok(()));
+        check("{source_labels: [a], target_label: '${1}'}", Ok(()));
+        check(
+            "{action: uppercase, source_labels: [a], target_label: '${1}'}",
+            Ok(()),
+        );
+        check(
+            "{action: lowercase, source_labels: [a], target_label: '1x'}",
+            Err("\"1x\" is invalid 'target_label' for lowercase action"),
+        );
+        check(
+            "{action: hashmod, source_labels: [a], target_label: 'x$1', modulus: 2}",
+            Err("\"x$1\" is invalid 'target_label' for hashmod action"),
+        );
+        check(
+            "{action: hashmod, source_labels: [a], target_label: x}",
+            Err("non-zero modulus"),
+        );
+        check(
+            "{action: labelmap, regex: 'a(.*)', replacement: '1$1'}",
+            Err("\"1$1\" is invalid 'replacement' for labelmap action"),
+        );
+        check(
+            "{action: labelmap, regex: 'a(.*)', replacement: 'x-$1'}",
+            Err("is invalid 'replacement'"),
+        );
+        check(
+            "{action: labelmap, regex: 'a(.*)', replacement: 'x_$1'}",
+            Ok(()),
+        );
+        check(
+            "{action: keepequal, source_labels: [a], target_label: b, replacement: x}",
+            Err("'replacement' can not be set for keepequal action"),
+        );
+        check(
+            "{action: keepequal, source_labels: [a], target_label: b, regex: x}",
+            Err("keepequal action requires only 'source_labels' and 'target_label'"),
+        );
+        check(
+            "{action: dropequal, source_labels: [a], target_label: b, separator: ','}",
+            Err("dropequal action requires only"),
+        );
+        check(
+            "{action: dropequal, source_labels: [a], target_label: b, modulus: 3}",
+            Err("dropequal action requires only"),
+        );
+        check(
+            "{action: keepequal, source_labels: [a], target_label: '1b'}",
+            Err("\"1b\" is invalid 'target_label' for keepequal action"),
+        );
+        check(
+            "{action: keepequal, source_labels: [a], target_label: 'b$1'}",
+            Ok(()),
+        );
+        check(
+            "{action: labeldrop, regex: a, separator: ','}",
+            Err("only takes a regex"),
+        );
+        check("{action: labelkeep, regex: a, replacement: '$1'}", Ok(()));
+        check(
+            "{action: drop, source_labels: ['a-b']}",
+            Err("invalid source label \"a-b\""),
+        );
+    }
+
+    /// `replace` with an empty result or an invalid expanded name removes the label named as
+    /// written, as Prometheus does.
+    #[test]
+    fn replace_edge_cases() {
+        check(
+            &[("a", ""), ("l_", "x"), ("b", "1")],
+            "- {source_labels: [a], target_label: 'l_$1', replacement: ''}",
+            Some(r#"{b="1", l_="x"}"#),
+        );
+        check(
+            &[("a", "1"), ("b", "2")],
+            "- {source_labels: [a], regex: '(.*)', target_label: '${1}', replacement: v}",
+            Some(r#"{a="1", b="2"}"#),
+        );
+        check(
+            &[("a", "x"), ("b", "2")],
+            "- {source_labels: [a], target_label: b, replacement: '$2'}",
+            Some(r#"{a="x"}"#),
+        );
     }
 }

@@ -5,8 +5,9 @@
 //! - no `tls_config`: the system's trust store (rustls-platform-verifier), TLS 1.2 and 1.3;
 //! - `ca_file`: only the CAs in that PEM file are trusted (as in Prometheus);
 //! - `cert_file` + `key_file`: a client certificate (PEM; PKCS#8, PKCS#1 or SEC1 key);
-//! - `server_name`: the certificate is verified for this name instead of the URL's host (the SNI
-//!   sent is still the URL's host);
+//! - `server_name`: the certificate is verified for this name instead of the URL's host; to also
+//!   send it as SNI in the handshake (as Prometheus does), build the client with [`sni_builder`],
+//!   which routes the URL's connection through a resolver (see [`Endpoint`]);
 //! - `insecure_skip_verify`: any certificate is accepted (handshake signatures are still checked);
 //! - `min_version`: `TLS13` allows only TLS 1.3; `TLS10`, `TLS11`, `TLS12` and empty allow 1.2
 //!   and 1.3 (rustls implements nothing older).
@@ -54,6 +55,109 @@ pub fn client_builder(tls: Option<&TlsConfig>) -> Result<reqwest::ClientBuilder>
         None => Ok(b),
         Some(t) if *t == TlsConfig::default() => Ok(b),
         Some(t) => Ok(b.tls_backend_preconfigured(rustls_config(t)?)),
+    }
+}
+
+/// Where to send requests for one URL so that `tls_config.server_name` is the SNI of the
+/// handshake.
+///
+/// rustls (through reqwest) sends the request URL's host as SNI. With a DNS `server_name` on an
+/// `https` URL whose host differs, [`sni_builder`] rewrites the URL's host to `server_name`,
+/// installs a resolver that maps `server_name` to the original host's addresses (other names
+/// resolve normally), and [`Endpoint::apply`] sends the original `host[:port]` as the `Host`
+/// header. Otherwise the URL is unchanged. Error messages of such requests name the rewritten
+/// URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The URL to request.
+    pub url: reqwest::Url,
+    /// The `Host` header to send (the original URL's authority), when the URL was rewritten.
+    pub host: Option<String>,
+}
+
+impl Endpoint {
+    /// Adds the `Host` header of a rewritten URL to `req`.
+    pub fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.host {
+            Some(h) => req.header(reqwest::header::HOST, h),
+            None => req,
+        }
+    }
+}
+
+/// A client builder for requests to `url` (as [`client_builder`]) that sends
+/// `tls_config.server_name` as SNI, and the [`Endpoint`] to request.
+pub fn sni_builder(
+    tls: Option<&TlsConfig>,
+    url: &reqwest::Url,
+) -> Result<(reqwest::ClientBuilder, Endpoint)> {
+    let b = client_builder(tls)?;
+    let unchanged = Endpoint {
+        url: url.clone(),
+        host: None,
+    };
+    let Some(t) = tls.filter(|t| !t.server_name.is_empty()) else {
+        return Ok((b, unchanged));
+    };
+    let sni_is_dns = matches!(
+        ServerName::try_from(t.server_name.as_str()),
+        Ok(ServerName::DnsName(_))
+    );
+    let Some(host) = url.host_str() else {
+        return Ok((b, unchanged));
+    };
+    // An IPv6 literal is bracketed in URLs, bare for the resolver.
+    let original = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if url.scheme() != "https" || !sni_is_dns || original.eq_ignore_ascii_case(&t.server_name) {
+        return Ok((b, unchanged));
+    }
+    let mut rewritten = url.clone();
+    rewritten.set_host(Some(&t.server_name)).map_err(|e| {
+        Error::InvalidConfig(format!(
+            "tls_config: server_name {:?} cannot be a URL host: {e}",
+            t.server_name
+        ))
+    })?;
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    let resolver = SniResolver {
+        server_name: t.server_name.to_ascii_lowercase(),
+        original,
+    };
+    Ok((
+        b.dns_resolver(Arc::new(resolver)),
+        Endpoint {
+            url: rewritten,
+            host: Some(authority),
+        },
+    ))
+}
+
+/// Resolves `server_name` to the addresses of the URL's real host; other names as usual.
+#[derive(Debug)]
+struct SniResolver {
+    server_name: String,
+    original: String,
+}
+
+impl reqwest::dns::Resolve for SniResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = if name.as_str().eq_ignore_ascii_case(&self.server_name) {
+            self.original.clone()
+        } else {
+            name.as_str().to_string()
+        };
+        Box::pin(async move {
+            // Port 0: the connector puts the URL's port in.
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 

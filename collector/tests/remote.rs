@@ -247,6 +247,15 @@ async fn counts_sent_failed_retried_and_dropped() {
     );
     assert_eq!(value(&fams, "prometheus_remote_storage_samples_total"), 0.0);
     assert_eq!(value(&fams, "prometheus_remote_storage_shards"), 1.0);
+    for (name, want) in [
+        ("prometheus_remote_storage_shards_desired", 1.0),
+        ("prometheus_remote_storage_shards_min", 1.0),
+        ("prometheus_remote_storage_shards_max", 200.0),
+        ("prometheus_remote_storage_shard_capacity", 10.0),
+        ("prometheus_remote_storage_max_samples_per_send", 10.0),
+    ] {
+        assert_eq!(value(&fams, name), want, "{name}");
+    }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 
     // 429 with retry_on_http_429: retried, then sent. The queue (capacity 10 x 1 shard x 4) drops

@@ -5,6 +5,13 @@
 //! external labels added. Posting is fire-and-forget as in Prometheus: a failed batch is counted,
 //! and firing alerts are sent again on the rules' resend interval anyway.
 //!
+//! Each Alertmanager entry takes Prometheus' HTTP client settings: `basic_auth`, `authorization`,
+//! `bearer_token[_file]` (secret files read at every request), `path_prefix`, `follow_redirects`
+//! and, for `scheme: https`, `tls_config`. This crate does not build TLS clients itself: the
+//! binary installs a [`ClientFactory`] (the collector's TLS code, which also sends
+//! `tls_config.server_name` as SNI); without one, `https` uses the system roots and a
+//! `tls_config` is refused.
+//!
 //! ```
 //! use pharos_query::notifier::AlertingConfig;
 //! let c: AlertingConfig = serde_norway::from_str(
@@ -36,14 +43,15 @@ pub struct AlertingConfig {
     pub alertmanagers: Vec<AlertmanagerConfig>,
 }
 
-/// One `alertmanagers` entry.
+/// One `alertmanagers` entry, with Prometheus' HTTP client settings (`basic_auth`,
+/// `authorization`, `bearer_token[_file]`, `tls_config`, `follow_redirects`).
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
     /// Static targets (`host:port`).
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
-    /// `http` (https needs a TLS build, which Pharos is not).
+    /// `http` or `https`.
     #[serde(default = "default_scheme")]
     pub scheme: String,
     /// Prefix of the API path, e.g. `/alertmanager`.
@@ -56,8 +64,23 @@ pub struct AlertmanagerConfig {
     #[serde(default = "default_api_version")]
     pub api_version: String,
     /// HTTP basic authentication.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
+    /// An `Authorization: <type> <credentials>` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    /// Legacy: same as `authorization: {credentials: ...}`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bearer_token: String,
+    /// Legacy: same as `authorization: {credentials_file: ...}`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bearer_token_file: String,
+    /// TLS settings for `https` (applied by the [`ClientFactory`] the binary installs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
+    /// Follow HTTP redirects (true).
+    #[serde(default = "default_true")]
+    pub follow_redirects: bool,
 }
 
 /// A list of static targets.
@@ -81,9 +104,48 @@ pub struct BasicAuth {
     /// Password.
     #[serde(default)]
     pub password: Option<String>,
-    /// File holding the password (read at each reload).
+    /// File holding the password (read at every request).
     #[serde(default)]
     pub password_file: Option<String>,
+}
+
+/// `authorization`: a header `Authorization: <type> <credentials>`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    /// The scheme (`Bearer`); `Basic` is rejected, use `basic_auth`.
+    #[serde(default = "default_auth_type", rename = "type")]
+    pub kind: String,
+    /// The credentials.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub credentials: String,
+    /// A file holding the credentials (read at every request).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub credentials_file: String,
+}
+
+/// `tls_config`, in Prometheus' shape (the same keys as the collector's).
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificate file to verify the server with.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ca_file: String,
+    /// Client certificate file.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cert_file: String,
+    /// Client key file.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key_file: String,
+    /// Server name to verify and send as SNI.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub server_name: String,
+    /// Skip certificate verification.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Minimum TLS version (`TLS12`, `TLS13`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub min_version: String,
 }
 
 fn default_scheme() -> String {
@@ -95,6 +157,99 @@ fn default_timeout() -> String {
 fn default_api_version() -> String {
     "v2".into()
 }
+fn default_auth_type() -> String {
+    "Bearer".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// How the `Authorization` header of an Alertmanager is made (secret files are read at every
+/// request, so rotated files are picked up without a reload).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    /// `Basic` with a user and a password (inline or from a file).
+    Basic {
+        /// User name.
+        username: String,
+        /// Inline password.
+        password: String,
+        /// Password file (wins when set).
+        password_file: String,
+    },
+    /// `<type> <credentials>` (inline or from a file).
+    Credentials {
+        /// The scheme, e.g. `Bearer`.
+        kind: String,
+        /// Inline credentials.
+        credentials: String,
+        /// Credentials file (wins when set).
+        credentials_file: String,
+    },
+}
+
+fn read_secret(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end().to_string())
+        .map_err(|e| format!("reading secret file {path}: {e}"))
+}
+
+impl Auth {
+    /// The header value; reads secret files now.
+    pub fn header(&self) -> Result<String, String> {
+        match self {
+            Auth::Basic {
+                username,
+                password,
+                password_file,
+            } => {
+                let pw = if password_file.is_empty() {
+                    password.clone()
+                } else {
+                    read_secret(password_file)?
+                };
+                Ok(format!(
+                    "Basic {}",
+                    base64(format!("{username}:{pw}").as_bytes())
+                ))
+            }
+            Auth::Credentials {
+                kind,
+                credentials,
+                credentials_file,
+            } => {
+                let c = if credentials_file.is_empty() {
+                    credentials.clone()
+                } else {
+                    read_secret(credentials_file)?
+                };
+                Ok(format!("{kind} {c}"))
+            }
+        }
+    }
+}
+
+/// Standard base64 with padding (RFC 4648), for `Basic` credentials.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 /// One resolved Alertmanager endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,52 +258,142 @@ pub struct Endpoint {
     pub url: String,
     /// Request timeout.
     pub timeout: Duration,
-    /// User and password.
-    pub auth: Option<(String, String)>,
+    /// The `Authorization` header, if any.
+    pub auth: Option<Auth>,
+    /// The TLS settings (https).
+    pub tls: Option<TlsConfig>,
+    /// Follow redirects.
+    pub follow_redirects: bool,
+}
+
+/// What a [`ClientFactory`] returns for one endpoint: the client, and the URL and `Host` header
+/// to use with it (they differ from the endpoint's when `tls_config.server_name` has to be sent
+/// as SNI).
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The HTTP client (TLS settings applied).
+    pub client: reqwest::Client,
+    /// The URL to post to.
+    pub url: String,
+    /// The `Host` header to send, when it differs from the URL's.
+    pub host: Option<String>,
+}
+
+/// Builds the HTTP client of an endpoint: the binary installs one that applies `tls_config`
+/// (the collector's TLS code; the query crate does not depend on it). Errors name what failed
+/// (e.g. an unreadable CA file).
+pub type ClientFactory = Arc<dyn Fn(&Endpoint) -> Result<Client, String> + Send + Sync>;
+
+/// The client of an endpoint without a [`ClientFactory`]: system roots for `https`; a
+/// `tls_config` is refused.
+fn plain_client(ep: &Endpoint) -> Result<Client, String> {
+    if ep.tls.as_ref().is_some_and(|t| *t != TlsConfig::default()) {
+        return Err(format!(
+            "{}: tls_config needs a TLS client factory (Notifier::set_client_factory)",
+            ep.url
+        ));
+    }
+    // reqwest is built with `rustls-no-provider`: make `ring` the default first.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let mut b = reqwest::Client::builder();
+    if !ep.follow_redirects {
+        b = b.redirect(reqwest::redirect::Policy::none());
+    }
+    let client = b
+        .build()
+        .map_err(|e| format!("{}: building the HTTP client: {e}", ep.url))?;
+    Ok(Client {
+        client,
+        url: ep.url.clone(),
+        host: None,
+    })
 }
 
 impl AlertingConfig {
-    /// Checks the section and resolves it to endpoints.
+    /// Checks the section and resolves it to endpoints (files are not read here).
     pub fn endpoints(&self) -> Result<Vec<Endpoint>, String> {
         let mut out = Vec::new();
         for (i, am) in self.alertmanagers.iter().enumerate() {
+            let bad = |m: &str| Err(format!("alertmanagers[{i}]: {m}"));
             let version = match am.api_version.as_str() {
                 "v1" | "v2" => am.api_version.as_str(),
                 v => {
-                    return Err(format!(
-                        "alertmanagers[{i}]: expected Alertmanager api version to be one of [v1 v2] but got {v:?}"
+                    return bad(&format!(
+                        "expected Alertmanager api version to be one of [v1 v2] but got {v:?}"
                     ));
                 }
             };
-            if am.scheme != "http" {
-                return Err(format!(
-                    "alertmanagers[{i}]: scheme {:?} is not supported (Pharos is built without TLS; use http)",
+            if am.scheme != "http" && am.scheme != "https" {
+                return bad(&format!(
+                    "scheme {:?} is not supported (http or https)",
                     am.scheme
                 ));
             }
             let timeout = pharos_model::parse_duration_ms(&am.timeout)
                 .map_err(|e| format!("alertmanagers[{i}]: timeout: {e}"))?;
-            let auth = match &am.basic_auth {
-                None => None,
-                Some(b) => {
-                    let pw = match (&b.password, &b.password_file) {
-                        (Some(_), Some(_)) => {
-                            return Err(format!(
-                                "alertmanagers[{i}]: at most one of basic_auth password & password_file must be configured"
-                            ));
-                        }
-                        (Some(p), None) => p.clone(),
-                        (None, Some(f)) => std::fs::read_to_string(f)
-                            .map_err(|e| {
-                                format!("alertmanagers[{i}]: cannot read password_file {f}: {e}")
-                            })?
-                            .trim_end_matches(['\n', '\r'])
-                            .to_string(),
-                        (None, None) => String::new(),
-                    };
-                    Some((b.username.clone(), pw))
+            let bearer = !am.bearer_token.is_empty() || !am.bearer_token_file.is_empty();
+            if [am.basic_auth.is_some(), am.authorization.is_some(), bearer]
+                .iter()
+                .filter(|b| **b)
+                .count()
+                > 1
+            {
+                return bad(
+                    "at most one of basic_auth, authorization and bearer_token/bearer_token_file may be configured",
+                );
+            }
+            if !am.bearer_token.is_empty() && !am.bearer_token_file.is_empty() {
+                return bad("at most one of bearer_token and bearer_token_file may be configured");
+            }
+            let auth = if let Some(b) = &am.basic_auth {
+                let (password, password_file) = match (&b.password, &b.password_file) {
+                    (Some(_), Some(_)) => {
+                        return bad(
+                            "at most one of basic_auth password & password_file must be configured",
+                        );
+                    }
+                    (p, f) => (p.clone().unwrap_or_default(), f.clone().unwrap_or_default()),
+                };
+                Some(Auth::Basic {
+                    username: b.username.clone(),
+                    password,
+                    password_file,
+                })
+            } else if let Some(a) = &am.authorization {
+                if !a.credentials.is_empty() && !a.credentials_file.is_empty() {
+                    return bad(
+                        "at most one of authorization credentials & credentials_file must be configured",
+                    );
                 }
+                if a.kind.eq_ignore_ascii_case("basic") {
+                    return bad(
+                        "authorization type cannot be set to \"basic\", use \"basic_auth\" instead",
+                    );
+                }
+                Some(Auth::Credentials {
+                    kind: a.kind.clone(),
+                    credentials: a.credentials.clone(),
+                    credentials_file: a.credentials_file.clone(),
+                })
+            } else if bearer {
+                Some(Auth::Credentials {
+                    kind: "Bearer".into(),
+                    credentials: am.bearer_token.clone(),
+                    credentials_file: am.bearer_token_file.clone(),
+                })
+            } else {
+                None
             };
+            if let Some(t) = &am.tls_config
+                && !matches!(
+                    t.min_version.as_str(),
+                    "" | "TLS10" | "TLS11" | "TLS12" | "TLS13"
+                )
+            {
+                return bad(&format!("unknown TLS version: {}", t.min_version));
+            }
             let prefix = am.path_prefix.trim_end_matches('/');
             let prefix = if prefix.is_empty() || prefix.starts_with('/') {
                 prefix.to_string()
@@ -158,14 +403,14 @@ impl AlertingConfig {
             for sc in &am.static_configs {
                 for t in &sc.targets {
                     if t.is_empty() || t.contains('/') {
-                        return Err(format!(
-                            "alertmanagers[{i}]: invalid target {t:?}: expected host:port"
-                        ));
+                        return bad(&format!("invalid target {t:?}: expected host:port"));
                     }
                     out.push(Endpoint {
                         url: format!("{}://{t}{prefix}/api/{version}/alerts", am.scheme),
                         timeout: Duration::from_millis(timeout.max(1) as u64),
                         auth: auth.clone(),
+                        tls: am.tls_config.clone(),
+                        follow_redirects: am.follow_redirects,
                     });
                 }
             }
@@ -218,9 +463,9 @@ pub struct Notifier {
     queue: Mutex<VecDeque<AlertmanagerAlert>>,
     capacity: usize,
     wake: tokio::sync::Notify,
-    endpoints: RwLock<Vec<Endpoint>>,
+    endpoints: RwLock<Vec<(Endpoint, Client)>>,
     external_labels: RwLock<BTreeMap<String, String>>,
-    client: reqwest::Client,
+    factory: RwLock<Option<ClientFactory>>,
     dropped: AtomicU64,
     counts: Mutex<BTreeMap<String, (u64, u64)>>,
 }
@@ -238,25 +483,44 @@ impl Notifier {
             wake: tokio::sync::Notify::new(),
             endpoints: RwLock::new(Vec::new()),
             external_labels: RwLock::new(BTreeMap::new()),
-            client: {
-                // reqwest is built with `rustls-no-provider`: make `ring` the default first.
-                if rustls::crypto::CryptoProvider::get_default().is_none() {
-                    let _ = rustls::crypto::ring::default_provider().install_default();
-                }
-                reqwest::Client::new()
-            },
+            factory: RwLock::new(None),
             dropped: AtomicU64::new(0),
             counts: Mutex::new(BTreeMap::new()),
         })
     }
 
-    /// Applies the `alerting` section and the external labels.
+    /// Installs the factory that builds each Alertmanager's HTTP client (TLS); call before
+    /// [`Notifier::apply`].
+    pub fn set_client_factory(&self, factory: ClientFactory) {
+        if let Ok(mut f) = self.factory.write() {
+            *f = Some(factory);
+        }
+    }
+
+    /// The endpoints of `cfg` with their clients built (TLS files read): what [`Notifier::apply`]
+    /// would install. An error names the Alertmanager and what failed.
+    pub fn check(&self, cfg: &AlertingConfig) -> Result<Vec<(Endpoint, Client)>, String> {
+        let factory = self.factory.read().ok().and_then(|f| f.clone());
+        cfg.endpoints()?
+            .into_iter()
+            .map(|ep| {
+                let client = match &factory {
+                    Some(f) => f(&ep),
+                    None => plain_client(&ep),
+                }
+                .map_err(|e| format!("alertmanager {}: {e}", ep.url))?;
+                Ok((ep, client))
+            })
+            .collect()
+    }
+
+    /// Applies the `alerting` section and the external labels; on error nothing changes.
     pub fn apply(
         &self,
         cfg: &AlertingConfig,
         external_labels: BTreeMap<String, String>,
     ) -> Result<(), String> {
-        let eps = cfg.endpoints()?;
+        let eps = self.check(cfg)?;
         if let Ok(mut e) = self.endpoints.write() {
             *e = eps;
         }
@@ -350,10 +614,10 @@ impl Notifier {
                     continue;
                 }
             };
-            let sends = eps.iter().map(|ep| self.post(ep, body.clone()));
+            let sends = eps.iter().map(|(ep, c)| self.post(ep, c, body.clone()));
             let results = futures_join_all(sends).await;
             let mut counts = lock(&self.counts);
-            for (ep, ok) in eps.iter().zip(results) {
+            for ((ep, _), ok) in eps.iter().zip(results) {
                 let c = counts.entry(ep.url.clone()).or_default();
                 if ok {
                     c.0 += batch.len() as u64;
@@ -364,16 +628,25 @@ impl Notifier {
         }
     }
 
-    async fn post(&self, ep: &Endpoint, body: Vec<u8>) -> bool {
-        let mut req = self
+    async fn post(&self, ep: &Endpoint, c: &Client, body: Vec<u8>) -> bool {
+        let mut req = c
             .client
-            .post(&ep.url)
+            .post(&c.url)
             .timeout(ep.timeout)
             .header("Content-Type", "application/json")
             .header("User-Agent", concat!("Pharos/", env!("CARGO_PKG_VERSION")))
             .body(body);
-        if let Some((u, p)) = &ep.auth {
-            req = req.basic_auth(u, Some(p));
+        if let Some(h) = &c.host {
+            req = req.header(reqwest::header::HOST, h);
+        }
+        if let Some(a) = &ep.auth {
+            match a.header() {
+                Ok(h) => req = req.header(reqwest::header::AUTHORIZATION, h),
+                Err(e) => {
+                    tracing::error!(alertmanager = %ep.url, error = %e, "error sending alerts");
+                    return false;
+                }
+            }
         }
         match req.send().await {
             Ok(r) if r.status().is_success() => true,
@@ -384,11 +657,26 @@ impl Notifier {
                 false
             }
             Err(e) => {
-                tracing::error!(alertmanager = %ep.url, error = %e, "error sending alerts");
+                tracing::error!(alertmanager = %ep.url, error = %error_chain(&e), "error sending alerts");
                 false
             }
         }
     }
+}
+
+/// An error with its sources (reqwest's own message hides the TLS reason).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 /// Runs futures concurrently and collects their outputs in order (a tiny `join_all`).
@@ -431,11 +719,201 @@ mod tests {
         assert_eq!(eps[0].url, "http://a:9093/am/api/v1/alerts");
         assert_eq!(eps[1].url, "http://b:9093/am/api/v1/alerts");
         assert_eq!(eps[0].timeout, Duration::from_secs(3));
-        assert_eq!(eps[0].auth, Some(("u".into(), "p".into())));
+        assert_eq!(
+            eps[0].auth.as_ref().unwrap().header().unwrap(),
+            "Basic dTpw"
+        );
         let bad: AlertingConfig =
             serde_norway::from_str("alertmanagers:\n- api_version: v3\n").unwrap();
         assert!(bad.endpoints().unwrap_err().contains("v3"));
         assert!(serde_norway::from_str::<AlertingConfig>("alertmanagers:\n- nope: 1\n").is_err());
+    }
+
+    #[track_caller]
+    fn check(am: &str, want: Result<(&str, Option<&str>), &str>) {
+        let yaml = format!("alertmanagers:\n- static_configs: [{{targets: ['h:9093']}}]\n  {am}\n");
+        let c: AlertingConfig = serde_norway::from_str(&yaml).unwrap();
+        let got = c.endpoints().and_then(|eps| {
+            let auth = match &eps[0].auth {
+                Some(a) => Some(a.header()?),
+                None => None,
+            };
+            Ok((eps[0].url.clone(), auth))
+        });
+        match (got, want) {
+            (Ok((url, auth)), Ok((wu, wa))) => {
+                assert_eq!(url, wu, "{am}");
+                assert_eq!(auth.as_deref(), wa, "{am}");
+            }
+            (Err(e), Err(w)) => assert!(e.contains(w), "{am}: {e} lacks {w}"),
+            (g, w) => panic!("{am}: got {g:?}, want {w:?}"),
+        }
+    }
+
+    #[test]
+    fn http_client_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        let f = f.display();
+        let url = "http://h:9093/api/v2/alerts";
+        check("scheme: http", Ok((url, None)));
+        check(
+            "scheme: https\n  path_prefix: am/",
+            Ok(("https://h:9093/am/api/v2/alerts", None)),
+        );
+        check("scheme: ftp", Err("scheme \"ftp\" is not supported"));
+        check(
+            "basic_auth: {username: Aladdin, password: 'open sesame'}",
+            Ok((url, Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="))),
+        );
+        check(
+            &format!("basic_auth: {{username: u, password_file: '{f}'}}"),
+            Ok((url, Some("Basic dTpzM2NyZXQ="))),
+        );
+        check(
+            "authorization: {credentials: abc}",
+            Ok((url, Some("Bearer abc"))),
+        );
+        check(
+            &format!("authorization: {{type: Token, credentials_file: '{f}'}}"),
+            Ok((url, Some("Token s3cret"))),
+        );
+        check("bearer_token: xyz", Ok((url, Some("Bearer xyz"))));
+        check(
+            &format!("bearer_token_file: '{f}'"),
+            Ok((url, Some("Bearer s3cret"))),
+        );
+        check(
+            "bearer_token_file: /nonexistent/t",
+            Err("reading secret file /nonexistent/t"),
+        );
+        check(
+            "basic_auth: {username: u}\n  bearer_token: x",
+            Err("at most one of basic_auth, authorization and bearer_token"),
+        );
+        check(
+            "authorization: {type: basic, credentials: x}",
+            Err("use \"basic_auth\" instead"),
+        );
+        check(
+            "authorization: {credentials: a, credentials_file: b}",
+            Err("credentials & credentials_file"),
+        );
+        check(
+            "basic_auth: {username: u, password: a, password_file: b}",
+            Err("password & password_file"),
+        );
+        check(
+            "tls_config: {min_version: TLS9}",
+            Err("unknown TLS version: TLS9"),
+        );
+        assert!(
+            serde_norway::from_str::<AlertingConfig>("alertmanagers:\n- tls_config: {nope: 1}\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn tls_config_needs_a_client_factory() {
+        let c: AlertingConfig = serde_norway::from_str(
+            "alertmanagers:\n- scheme: https\n  tls_config: {ca_file: /x/ca.pem}\n  static_configs: [{targets: ['h:9093']}]\n",
+        )
+        .unwrap();
+        let n = Notifier::new(10);
+        let e = n.apply(&c, BTreeMap::new()).unwrap_err();
+        assert!(e.contains("tls_config needs a TLS client factory"), "{e}");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        n.set_client_factory(Arc::new(move |ep: &Endpoint| {
+            lock(&seen2).push(ep.tls.clone());
+            Err("ca_file /x/ca.pem: no such file".to_string())
+        }));
+        let e = n.apply(&c, BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            e,
+            "alertmanager https://h:9093/api/v2/alerts: ca_file /x/ca.pem: no such file"
+        );
+        assert_eq!(lock(&seen)[0].as_ref().unwrap().ca_file, "/x/ca.pem");
+        assert_eq!(n.stats().alertmanagers, 0);
+    }
+
+    /// A plain-http Alertmanager stand-in: alerts arrive at the prefixed path with the
+    /// credentials, read from a file at every request.
+    #[tokio::test]
+    async fn posts_with_prefix_and_credentials() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let mut heads = Vec::new();
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        if body.len() >= len || n == 0 {
+                            heads.push(text);
+                            break;
+                        }
+                    }
+                }
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+            }
+            heads
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "one\n").unwrap();
+        let c: AlertingConfig = serde_norway::from_str(&format!(
+            "alertmanagers:\n- path_prefix: /am\n  authorization: {{credentials_file: '{}'}}\n  static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n",
+            token.display()
+        ))
+        .unwrap();
+        let n = Notifier::new(10);
+        n.apply(&c, BTreeMap::new()).unwrap();
+        let alert = Notification {
+            labels: Labels::from_pairs(&[("alertname", "A".to_string())]),
+            annotations: Labels::empty(),
+            starts_at: 1000,
+            ends_at: 0,
+            generator_url: String::new(),
+        };
+        n.send(vec![alert.clone()]);
+        n.flush().await;
+        std::fs::write(&token, "two\n").unwrap();
+        n.send(vec![alert]);
+        n.flush().await;
+        let heads = server.await.unwrap();
+        assert!(
+            heads[0].starts_with("POST /am/api/v2/alerts HTTP/1.1\r\n"),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[0].contains("authorization: Bearer one\r\n"),
+            "{}",
+            heads[0]
+        );
+        assert!(heads[0].contains("\"alertname\":\"A\""), "{}", heads[0]);
+        assert!(
+            heads[1].contains("authorization: Bearer two\r\n"),
+            "{}",
+            heads[1]
+        );
+        let url = format!("http://127.0.0.1:{port}/am/api/v2/alerts");
+        assert_eq!(n.stats().per_alertmanager[&url], (2, 0));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod alerting;
+mod alerting_tls;
 mod api_golden;
 mod browser;
 mod dashboards;

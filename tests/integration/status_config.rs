@@ -20,6 +20,12 @@ alerting:
   alertmanagers:
     - static_configs:
         - targets: ['127.0.0.1:1']
+    - scheme: https
+      path_prefix: /am
+      authorization: {credentials: s3cret}
+      tls_config: {insecure_skip_verify: true, server_name: am.test}
+      static_configs:
+        - targets: ['127.0.0.1:6']
 scrape_configs:
   - job_name: self
     static_configs:
@@ -99,15 +105,11 @@ fn prometheus_config_yaml(dir: &Path, cfg: &Path) -> String {
     }
 }
 
-/// Removes the keys Pharos does not support, at any depth: `enable_http2`, and
-/// `follow_redirects` of Alertmanagers (the notifier's client has no such setting).
+/// Removes the keys Pharos does not support, at any depth: `enable_http2`.
 fn without_unsupported(v: &mut serde_norway::Value) {
     match v {
         serde_norway::Value::Mapping(m) => {
             m.shift_remove("enable_http2");
-            if m.contains_key("api_version") {
-                m.shift_remove("follow_redirects");
-            }
             for (_, x) in m.iter_mut() {
                 without_unsupported(x);
             }

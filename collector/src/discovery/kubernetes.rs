@@ -455,7 +455,11 @@ const WATCH_TIMEOUT: Duration = Duration::from_secs(300);
 /// What one discovery needs at run time, shared by its watch tasks.
 #[derive(Debug)]
 struct Conn {
+    /// The API server's URL (its host rewritten to `tls_config.server_name`, see
+    /// [`crate::tls::Endpoint`]).
     base: reqwest::Url,
+    /// The `Host` header to send when `base` was rewritten.
+    host: Option<String>,
     http: HttpClientConfig,
     client: reqwest::Client,
     selectors: Vec<Selector>,
@@ -508,13 +512,14 @@ impl Discovery {
             ))
         })?;
         let namespaces = watched_namespaces(cfg, env)?;
-        let mut b = crate::tls::client_builder(http.tls_config.as_ref())
-            .map_err(|e| match e {
+        let (b, endpoint) =
+            crate::tls::sni_builder(http.tls_config.as_ref(), &base).map_err(|e| match e {
                 Error::InvalidConfig(m) => Error::InvalidConfig(format!(
                     "kubernetes_sd_configs: api_server {written:?}: {m}"
                 )),
                 other => other,
-            })?
+            })?;
+        let mut b = b
             .user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10));
         if !cfg.follow_redirects {
@@ -526,7 +531,8 @@ impl Discovery {
             attach_node: cfg.attach_metadata.as_ref().is_some_and(|a| a.node),
             namespaces,
             conn: Arc::new(Conn {
-                base,
+                base: endpoint.url,
+                host: endpoint.host,
                 http,
                 client,
                 selectors: cfg.selectors.clone(),
@@ -691,9 +697,13 @@ async fn get(
     timeout: Duration,
 ) -> std::result::Result<reqwest::Response, String> {
     let shown = url.to_string();
+    let mut req = conn.client.get(url);
+    if let Some(h) = &conn.host {
+        req = req.header(reqwest::header::HOST, h);
+    }
     let req = conn
         .http
-        .apply(conn.client.get(url))
+        .apply(req)
         .map_err(|e| e.to_string())?
         .header(reqwest::header::ACCEPT, "application/json")
         .timeout(timeout);

@@ -177,6 +177,8 @@ struct Shipper {
     name: String,
     config: RemoteWriteConfig,
     client: reqwest::Client,
+    /// The URL to post to and the `Host` header (see [`crate::tls::Endpoint`]).
+    endpoint: crate::tls::Endpoint,
     metrics: Arc<Metrics>,
     /// In WAL mode: where acknowledged records are reported.
     acks: Option<Arc<Acks>>,
@@ -337,8 +339,8 @@ impl Shipper {
 
     async fn attempt(&self, body: &[u8]) -> Attempt {
         let mut req = self
-            .client
-            .post(&self.config.url)
+            .endpoint
+            .apply(self.client.post(self.endpoint.url.clone()))
             .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
             .header(reqwest::header::CONTENT_ENCODING, "snappy")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
@@ -723,6 +725,43 @@ impl RemoteWrite {
             );
         }
         out.push(shards);
+        // The queue's fixed settings, under Prometheus' names (Pharos does not reshard: the
+        // desired number of shards is the running one).
+        type Setting = fn(&Queue) -> f64;
+        let settings: [(&str, &str, Setting); 5] = [
+            (
+                "prometheus_remote_storage_shards_max",
+                "The maximum number of shards that the queue is allowed to run.",
+                |q| q.config.queue_config.max_shards as f64,
+            ),
+            (
+                "prometheus_remote_storage_shards_min",
+                "The minimum number of shards that the queue is allowed to run.",
+                |q| q.config.queue_config.min_shards as f64,
+            ),
+            (
+                "prometheus_remote_storage_shards_desired",
+                "The number of shards the queue wants to run.",
+                |q| q.shards.len() as f64,
+            ),
+            (
+                "prometheus_remote_storage_shard_capacity",
+                "The capacity of each shard of the queue.",
+                |q| q.config.queue_config.capacity as f64,
+            ),
+            (
+                "prometheus_remote_storage_max_samples_per_send",
+                "The maximum number of samples to be sent, in a single request.",
+                |q| q.config.queue_config.max_samples_per_send as f64,
+            ),
+        ];
+        for (name, help, get) in settings {
+            let mut f = MetricFamily::new(name, help, MetricType::Gauge);
+            for q in queues.iter() {
+                f.push(&[("remote_name", &q.name), ("url", &q.config.url)], get(q));
+            }
+            out.push(f);
+        }
         out
     }
 }
@@ -767,8 +806,11 @@ fn start_queue(
         }
         None => None,
     };
-    let mut b = crate::tls::client_builder(config.tls_config.as_ref())?
-        .user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")));
+    let url = reqwest::Url::parse(&config.url).map_err(|e| {
+        Error::InvalidConfig(format!("remote_write {}: invalid url: {e}", config.url))
+    })?;
+    let (b, endpoint) = crate::tls::sni_builder(config.tls_config.as_ref(), &url)?;
+    let mut b = b.user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")));
     if !config.follow_redirects {
         b = b.redirect(reqwest::redirect::Policy::none());
     }
@@ -787,6 +829,7 @@ fn start_queue(
             name: name.clone(),
             config: config.clone(),
             client: client.clone(),
+            endpoint: endpoint.clone(),
             metrics: metrics.clone(),
             acks: start.as_ref().map(|s| s.1.clone()),
             marks: std::collections::VecDeque::new(),
