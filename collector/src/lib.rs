@@ -26,6 +26,7 @@ pub mod auth;
 pub mod config;
 pub mod discovery;
 mod error;
+mod http1;
 mod manager;
 pub mod relabel;
 pub mod remote;

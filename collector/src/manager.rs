@@ -173,13 +173,32 @@ fn client_key(c: &ScrapeConfig) -> ClientKey {
 
 /// A scrape client for `key` (gzip, Pharos user agent, TLS files read now).
 fn build_client(key: &ClientKey) -> Result<reqwest::Client> {
-    let mut b = crate::tls::client_builder(key.1.as_ref())?
+    finish_client(crate::tls::client_builder(key.1.as_ref())?, key.0)
+}
+
+/// `b` with gzip, the Pharos user agent and the redirect policy.
+fn finish_client(b: reqwest::ClientBuilder, follow_redirects: bool) -> Result<reqwest::Client> {
+    let mut b = b
         .user_agent(concat!("Pharos/", env!("CARGO_PKG_VERSION")))
         .gzip(true);
-    if !key.0 {
+    if !follow_redirects {
         b = b.redirect(reqwest::redirect::Policy::none());
     }
     b.build().map_err(|e| Error::HttpClient(e.to_string()))
+}
+
+/// The client of one target: its own, sending `tls_config.server_name` as SNI, when that name
+/// differs from the host of an https target (see [`crate::tls::sni_builder`]); else `shared`.
+fn target_client(
+    shared: &reqwest::Client,
+    key: &ClientKey,
+    url: &reqwest::Url,
+) -> Result<(reqwest::Client, Option<crate::tls::Endpoint>)> {
+    let (b, endpoint) = crate::tls::sni_builder(key.1.as_ref(), url)?;
+    if endpoint.host.is_none() {
+        return Ok((shared.clone(), None));
+    }
+    Ok((finish_client(b, key.0)?, Some(endpoint)))
 }
 
 impl ScrapeManager {
@@ -410,8 +429,16 @@ impl ScrapeManager {
                 continue;
             }
             let client_key = (opts.http.follow_redirects, opts.http.tls_config.clone());
-            let Some(client) = state.clients.get(&client_key).cloned() else {
+            let Some(shared) = state.clients.get(&client_key) else {
                 continue;
+            };
+            let (client, endpoint) = match target_client(shared, &client_key, &target.parsed_url) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(url = %target.url, error = %e,
+                        "tls_config.server_name cannot be sent as SNI; sending the URL's host");
+                    (shared.clone(), None)
+                }
             };
             tracing::info!(url = %target.url, job = %target.pool, "starting scrape loop");
             let target = Arc::new(target);
@@ -421,6 +448,7 @@ impl ScrapeManager {
                 opts,
                 app: self.app.clone(),
                 client,
+                endpoint,
                 counters: self.counters.clone(),
                 forced,
             };

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::auth::HttpClientConfig;
 use crate::config::ScrapeConfig;
+use crate::http1;
 use crate::relabel::{self, RelabelConfig};
 use crate::target::Target;
 
@@ -221,7 +222,7 @@ pub(crate) struct Report {
     pub added: u64,
 }
 
-/// State kept from one scrape to the next; moved into a blocking task for each append.
+/// State kept from one scrape to the next; moved into a blocking task to append a large body.
 pub(crate) struct Cache {
     /// Keyed by the series part of a text-format line as written (name and label set), else by
     /// name and label pairs joined by 0xFF/0xFE bytes (see [`structured_key`]). As in Prometheus,
@@ -1009,16 +1010,18 @@ pub(crate) fn first_offset_ms(key: &str, interval_ms: i64, now_ms: i64) -> i64 {
 /// timeout headers, status check, size limit.
 async fn fetch(
     client: &reqwest::Client,
+    endpoint: Option<&crate::tls::Endpoint>,
     target: &Target,
     opts: &Options,
     mut body: Vec<u8>,
 ) -> Result<(String, Format), String> {
     let body_limit = opts.body_size_limit;
     let timeout = target.timeout.std();
-    let req = opts
-        .http
-        .apply(client.get(target.parsed_url.clone()))
-        .map_err(|e| e.to_string())?;
+    let get = match endpoint {
+        Some(ep) => ep.apply(client.get(ep.url.clone())),
+        None => client.get(target.parsed_url.clone()),
+    };
+    let req = opts.http.apply(get).map_err(|e| e.to_string())?;
     let resp = req
         .header(reqwest::header::ACCEPT, ACCEPT)
         .header(
@@ -1055,13 +1058,53 @@ async fn fetch(
             ));
         }
     }
-    let body = String::from_utf8(body).map_err(|e| {
+    Ok((into_text(body)?, format))
+}
+
+/// The body as text, or the error naming the first byte that is not UTF-8.
+fn into_text(body: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(body).map_err(|e| {
         format!(
             "body is not valid UTF-8 at byte {}",
             e.utf8_error().valid_up_to()
         )
-    })?;
-    Ok((body, format))
+    })
+}
+
+/// Fetches one body as [`fetch`] does, through the loop's own HTTP/1.1 connection
+/// ([`http1::Client`]) when the target allows it, else (or for what that client leaves to the
+/// general one) through reqwest.
+async fn fetch_any(
+    fast: &mut Option<http1::Client>,
+    client: &reqwest::Client,
+    endpoint: Option<&crate::tls::Endpoint>,
+    target: &Target,
+    opts: &Options,
+    mut body: Vec<u8>,
+) -> Result<(String, Format), String> {
+    if let Some(c) = fast.as_mut() {
+        let auth = opts.http.auth_header().map_err(|e| e.to_string())?;
+        let timeout = target.timeout.std();
+        let secs = format!("{}", timeout.as_secs_f64());
+        let mut extra = vec![("X-Prometheus-Scrape-Timeout-Seconds", secs.as_str())];
+        if let Some(a) = &auth {
+            extra.push(("Authorization", a.as_str()));
+        }
+        let got = tokio::time::timeout(timeout, c.get(&extra, opts.body_size_limit, &mut body))
+            .await
+            .map_err(|_| format!("scrape timed out after {}", target.timeout))?;
+        match got {
+            http1::Fetched::Body { content_type } => {
+                let format = content_type
+                    .as_deref()
+                    .map_or(Format::Text, Format::from_content_type);
+                return Ok((into_text(body)?, format));
+            }
+            http1::Fetched::Failed(e) => return Err(e),
+            http1::Fetched::Fallback => {}
+        }
+    }
+    fetch(client, endpoint, target, opts, body).await
 }
 
 /// A reqwest error with its causes, and timeouts said plainly.
@@ -1091,12 +1134,20 @@ pub(crate) enum Signal {
     Replace,
 }
 
+/// Bodies up to this size are appended on the scrape loop's task, larger ones on a blocking
+/// thread: about 1,000 lines of 64 bytes, at most about a millisecond of work on a loaded
+/// machine (0.5 to 1 µs per sample end to end in the side-by-side benchmark).
+const INLINE_BODY_MAX: usize = 64 << 10;
+
 /// Everything a loop owns.
 pub(crate) struct Loop {
     pub target: Arc<Target>,
     pub opts: Arc<Options>,
     pub app: Arc<dyn Appendable>,
     pub client: reqwest::Client,
+    /// Where `client` sends requests when the target's `tls_config.server_name` is sent as SNI
+    /// ([`crate::tls::sni_builder`]); `None`: the target's URL.
+    pub endpoint: Option<crate::tls::Endpoint>,
     pub counters: Arc<Counters>,
     /// An error every scrape of the pool fails with while set (`target_limit` exceeded).
     pub forced: Arc<std::sync::RwLock<Option<String>>>,
@@ -1113,6 +1164,11 @@ impl Loop {
         let mut ticker = tokio::time::interval_at(start, self.target.interval.std());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut cache = Some(Cache::new(&self.target.labels));
+        let mut fast = http1::Client::new(
+            &self.target.parsed_url,
+            ACCEPT,
+            self.opts.http.follow_redirects,
+        );
         tracing::debug!(url = %self.target.url, offset_ms = offset, "scrape loop started");
         loop {
             tokio::select! {
@@ -1130,7 +1186,7 @@ impl Loop {
             let body = match forced {
                 Some(e) => Err(e),
                 None => tokio::select! {
-                    b = fetch(&self.client, &self.target, &self.opts, buffer) => b,
+                    b = fetch_any(&mut fast, &self.client, self.endpoint.as_ref(), &self.target, &self.opts, buffer) => b,
                     _ = stop.changed() => break,
                 },
             };
@@ -1138,6 +1194,28 @@ impl Loop {
             let Some(mut c) = cache.take() else {
                 break;
             };
+            // A small body (see `INLINE_BODY_MAX`), or a failure of a target with few series
+            // (staleness markers for each), is appended right here: handing it to a blocking
+            // thread and back costs two thread wake-ups per scrape.
+            let small = match &body {
+                Ok((b, _)) => b.len() <= INLINE_BODY_MAX,
+                Err(_) => c.entries.slots.len() <= INLINE_BODY_MAX / 64,
+            };
+            if small {
+                let sink = Sink {
+                    app: self.app.as_ref(),
+                    target: &self.target.labels,
+                    opts: &self.opts,
+                    counters: &self.counters,
+                };
+                let err = sink.scrape(&mut c, body, t, duration);
+                if let Some(e) = &err {
+                    tracing::debug!(url = %self.target.url, "scrape failed: {e}");
+                }
+                self.target.record(t, duration, err.as_deref());
+                cache = Some(c);
+                continue;
+            }
             let (app, target, opts, counters) = (
                 self.app.clone(),
                 self.target.clone(),

@@ -4,8 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,127 +20,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-// ---------- certificates ----------
-
-#[track_caller]
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl CLI (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A self-signed CA `<name>.crt` / `<name>.key` (P-256).
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-}
-
-/// A certificate `<name>.crt` / `<name>.key` signed by `ca`, with extensions `ext`.
-fn make_leaf(dir: &Path, ca: &str, name: &str, ext: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
-}
-
-/// `ca` (signs `server` for 127.0.0.1/localhost/metrics.test and `client`), and an unrelated
-/// `other` CA.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        make_ca(p, "ca");
-        make_ca(p, "other");
-        make_leaf(
-            p,
-            "ca",
-            "server",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:metrics.test\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-        );
-        make_leaf(
-            p,
-            "ca",
-            "client",
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
-        );
-        Self { dir }
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.path().join(file)
-    }
-
-    fn p(&self, file: &str) -> String {
-        self.path(file).display().to_string()
-    }
-}
+mod pki;
+use pki::Pki;
 
 // ---------- an https server ----------
 
@@ -152,6 +31,10 @@ struct Seen {
     method: String,
     target: String,
     authorization: String,
+    /// The `Host` header.
+    host: String,
+    /// The server name the client sent in its TLS ClientHello (SNI), if any.
+    sni: Option<String>,
     client_cert: bool,
     body_len: usize,
 }
@@ -212,6 +95,7 @@ async fn serve_https(pki: &Pki, require_client_cert: bool, handler: Handler) -> 
                     return;
                 };
                 let client_cert = tls.get_ref().1.peer_certificates().is_some();
+                let sni = tls.get_ref().1.server_name().map(str::to_string);
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
                 let head_end = loop {
@@ -230,12 +114,15 @@ async fn serve_https(pki: &Pki, require_client_cert: bool, handler: Handler) -> 
                 let target = first.next().unwrap_or("").to_string();
                 let mut length = 0;
                 let mut authorization = String::new();
+                let mut host = String::new();
                 for l in lines {
                     if let Some((k, v)) = l.split_once(':') {
                         if k.eq_ignore_ascii_case("content-length") {
                             length = v.trim().parse().unwrap_or(0);
                         } else if k.eq_ignore_ascii_case("authorization") {
                             authorization = v.trim().to_string();
+                        } else if k.eq_ignore_ascii_case("host") {
+                            host = v.trim().to_string();
                         }
                     }
                 }
@@ -249,6 +136,8 @@ async fn serve_https(pki: &Pki, require_client_cert: bool, handler: Handler) -> 
                     method: method.clone(),
                     target: target.clone(),
                     authorization,
+                    host,
+                    sni,
                     client_cert,
                     body_len: length,
                 });
@@ -340,7 +229,7 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_scrapes_follow_tls_config() {
     let pki = Pki::new();
-    let (port, _) = serve_https(&pki, false, metrics_handler).await;
+    let (port, log) = serve_https(&pki, false, metrics_handler).await;
     let (mtls_port, mtls_log) = serve_https(&pki, true, metrics_handler).await;
     let job = |name: &str, port: u16, tls: &str| {
         format!(
@@ -444,6 +333,16 @@ async fn https_scrapes_follow_tls_config() {
                 t.last_error
             );
         }
+    }
+    // The server_name job's scrapes sent it as SNI, with the URL's host in the Host header;
+    // the other jobs sent no SNI (an IP URL).
+    let seen = log.all();
+    let mut snis: Vec<Option<String>> = seen.iter().map(|s| s.sni.clone()).collect();
+    snis.sort();
+    snis.dedup();
+    assert_eq!(snis, [None, Some("metrics.test".to_string())]);
+    for s in &seen {
+        assert_eq!(s.host, format!("127.0.0.1:{port}"), "{s:?}");
     }
     // The mTLS server saw only requests that carried the client certificate.
     let seen = mtls_log.all();
@@ -586,4 +485,104 @@ async fn kubernetes_sd_in_cluster_and_https_api_server() {
     .unwrap();
     let groups = first_groups(Discovery::new(&cfg, &InCluster::from_env()).unwrap()).await;
     assert_eq!(addresses(&groups), ["10.1.2.3:9100"]);
+}
+
+// ---------- server_name as SNI ----------
+
+/// `tls_config.server_name` is sent in the handshake (SNI) and verified, while the connection
+/// goes to the URL's address and the `Host` header stays the URL's; without it, an IP URL sends
+/// no SNI (as Go's and rustls' clients do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_name_is_sent_as_sni() {
+    let pki = Pki::new();
+    let (port, log) = serve_https(&pki, false, metrics_handler).await;
+    let ca = pki.p("ca.crt");
+    let write = |tls: &str| -> RemoteWriteConfig {
+        serde_norway::from_str(&format!(
+            "url: https://127.0.0.1:{port}/api/v1/write\ntls_config: {tls}\nqueue_config: {{batch_send_deadline: 100ms}}\n"
+        ))
+        .unwrap()
+    };
+    let rw = RemoteWrite::new();
+    let configs = [
+        write(&format!("{{ca_file: '{ca}', server_name: metrics.test}}")),
+        write(&format!("{{ca_file: '{ca}'}}")),
+    ];
+    rw.apply(&GlobalConfig::default(), &configs).unwrap();
+    let tee = rw.tee(Arc::new(Mem::default()));
+    let mut a = tee.appender();
+    a.append(None, &Labels::from_pairs(&[("__name__", "x")]), 1000, 1.5)
+        .unwrap();
+    a.commit().unwrap();
+    let posts = || {
+        log.all()
+            .into_iter()
+            .filter(|s| s.method == "POST")
+            .collect::<Vec<_>>()
+    };
+    wait_for("two remote write requests", || posts().len() >= 2).await;
+    let mut snis: Vec<Option<String>> = posts().into_iter().map(|s| s.sni).collect();
+    snis.sort();
+    snis.dedup();
+    assert_eq!(snis, [None, Some("metrics.test".to_string())]);
+    for s in posts() {
+        assert_eq!(s.host, format!("127.0.0.1:{port}"), "{s:?}");
+    }
+    rw.stop().await;
+
+    // kubernetes_sd: the API server is reached at its address, with the configured SNI.
+    let (port, log) = serve_https(&pki, false, k8s_handler).await;
+    let cfg: KubernetesSdConfig = serde_norway::from_str(&format!(
+        "role: pod\napi_server: https://127.0.0.1:{port}\ntls_config: {{ca_file: '{ca}', server_name: metrics.test}}\n"
+    ))
+    .unwrap();
+    let groups = first_groups(Discovery::new(&cfg, &InCluster::from_env()).unwrap()).await;
+    assert_eq!(addresses(&groups), ["10.1.2.3:9100"]);
+    let seen = log.all();
+    assert!(!seen.is_empty());
+    for s in &seen {
+        assert_eq!(s.sni.as_deref(), Some("metrics.test"), "{s:?}");
+        assert_eq!(s.host, format!("127.0.0.1:{port}"), "{s:?}");
+    }
+}
+
+/// The rewriting behind it, case by case.
+#[test]
+fn sni_endpoints() {
+    #[track_caller]
+    fn check(url: &str, server_name: &str, want_url: &str, want_host: Option<&str>) {
+        let tls = pharos_collector::auth::TlsConfig {
+            server_name: server_name.into(),
+            insecure_skip_verify: true,
+            ..Default::default()
+        };
+        let (_, ep) =
+            pharos_collector::tls::sni_builder(Some(&tls), &reqwest::Url::parse(url).unwrap())
+                .unwrap();
+        assert_eq!(ep.url.as_str(), want_url, "{url} {server_name}");
+        assert_eq!(ep.host.as_deref(), want_host, "{url} {server_name}");
+    }
+    check(
+        "https://10.0.0.1:8443/m?x=1",
+        "a.test",
+        "https://a.test:8443/m?x=1",
+        Some("10.0.0.1:8443"),
+    );
+    check(
+        "https://[::1]/m",
+        "a.test",
+        "https://a.test/m",
+        Some("[::1]"),
+    );
+    check(
+        "https://node-1:10250/metrics",
+        "kubelet",
+        "https://kubelet:10250/metrics",
+        Some("node-1:10250"),
+    );
+    // Nothing to do: plain http, no server_name, the same name, an IP server_name.
+    check("http://10.0.0.1:80/m", "a.test", "http://10.0.0.1/m", None);
+    check("https://10.0.0.1/m", "", "https://10.0.0.1/m", None);
+    check("https://A.test/m", "a.test", "https://a.test/m", None);
+    check("https://a.test/m", "10.0.0.2", "https://a.test/m", None);
 }
