@@ -113,13 +113,14 @@ impl Receiver {
         learned: &mut Vec<Learned>,
     ) -> Result<(u64, u64)> {
         let (mut n, mut num_series) = (0u64, 0u64);
-        let mut samples = Vec::new();
+        // Room for a typical series' samples up front (reused for every series of the request).
+        let mut samples = Vec::with_capacity(64);
         for ts in proto::RequestView::new(raw).series() {
             let ts = ts?;
             num_series += 1;
             let run = ts.read_samples(&mut samples)?;
             let key = run.map(|r| (r, hash(r)));
-            let hint = key.and_then(|(r, h)| self.cache.get(h, r)).map(|e| e.sref);
+            let hint = key.and_then(|(r, h)| self.cache.get(h, r));
             // A known series goes by its ref alone; its labels are built only if the storage no
             // longer knows the ref (or to name the series in a warning).
             let mut done = 0;
@@ -278,10 +279,9 @@ struct Learned {
     entry: Entry,
 }
 
-/// What the cache keeps of a series: the label bytes of its requests, its label set and ref.
-#[derive(Clone)]
+/// What the cache keeps of a series: the label bytes of its requests and its ref.
 struct Entry {
-    raw: Arc<[u8]>,
+    raw: Box<[u8]>,
     sref: SeriesRef,
 }
 
@@ -333,19 +333,18 @@ impl Cache {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The entry of the label bytes `raw` (hashed to `hash`).
-    fn get(&self, hash: u64, raw: &[u8]) -> Option<Entry> {
+    /// The series ref of the label bytes `raw` (hashed to `hash`). Compared and copied under the
+    /// shard's lock: no reference count is touched on a hit (two threads taking turns on one
+    /// counter cost more than the lookup).
+    fn get(&self, hash: u64, raw: &[u8]) -> Option<SeriesRef> {
         let mut sh = self.shard(hash);
-        let e = match sh.cur.get(&hash) {
-            Some(e) => e.clone(),
-            None => {
-                let e = sh.old.remove(&hash)?;
-                sh.put(hash, e.clone(), self.per_shard);
-                e
-            }
-        };
-        drop(sh);
-        (*e.raw == *raw).then_some(e)
+        if let Some(e) = sh.cur.get(&hash) {
+            return (*e.raw == *raw).then_some(e.sref);
+        }
+        let e = sh.old.remove(&hash)?;
+        let hit = (*e.raw == *raw).then_some(e.sref);
+        sh.put(hash, e, self.per_shard);
+        hit
     }
 
     fn insert(&self, learned: Vec<Learned>) {
@@ -591,7 +590,7 @@ mod tests {
                 sref: SeriesRef(r),
             },
         };
-        let hit = |raw: &[u8], h| cache.get(h, raw).map(|e| e.sref.0);
+        let hit = |raw: &[u8], h| cache.get(h, raw).map(|r| r.0);
         cache.insert(vec![learn(b"x", 7, 1)]);
         assert_eq!(hit(b"x", 7), Some(1));
         // Same hash, other bytes (a collision), or a prefix: a miss.
