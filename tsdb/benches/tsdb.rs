@@ -119,6 +119,22 @@ fn block_chunks(c: &mut Criterion) {
         ),
         ("float_gauge", mk(&mut |i| ((i as f64) * 0.7).sin() * 3.3)),
     ];
+    // The same shapes scraped with 0-3 ms of jitter: timestamps take a packed run of their own.
+    let jittered: Vec<(String, Vec<Sample>)> = shapes
+        .iter()
+        .filter(|(name, _)| *name != "constant")
+        .map(|(name, s)| {
+            let s = s.iter().enumerate().map(|(i, s)| Sample {
+                t: s.t + (i as i64 * 7) % 4,
+                v: s.v,
+            });
+            (format!("{name}_jitter"), s.collect())
+        })
+        .collect();
+    let shapes = shapes
+        .into_iter()
+        .map(|(name, s)| (name.to_string(), s))
+        .chain(jittered);
     for (name, samples) in shapes {
         let mut best = Vec::new();
         let enc = chunk::encode_best(&samples, &mut best);

@@ -662,6 +662,9 @@ pub fn encode_packed(samples: &[Sample], out: &mut Vec<u8>) -> bool {
             zigzag(d2.wrapping_sub(d1))
         });
         let tw = width(dods.clone());
+        // Room for the timestamps' entries and the value mode's first bytes.
+        w.buf
+            .reserve_exact(1 + (samples.len() - 2).saturating_mul(tw as usize).div_ceil(8) + 10);
         w.buf.push(tw as u8);
         for z in dods {
             w.write_bits(z, tw);
@@ -675,17 +678,31 @@ pub fn encode_packed(samples: &[Sample], out: &mut Vec<u8>) -> bool {
         *out = w.buf;
         return true;
     }
-    let decimal = (0..=MAX_SCALE).find_map(|k| {
-        let ints: Option<Vec<i64>> = samples.iter().map(|s| scaled(s.v, k)).collect();
-        ints.map(|i| (k, i))
+    // The values as integers (one buffer for every scale tried): decimals at the smallest
+    // scale that holds them all exactly, else (any other floats) their bit patterns, whose
+    // deltas for a counter or a slowly moving gauge keep the sign and exponent bits zero where
+    // XOR still spends a window on them.
+    let mut ints: Vec<i64> = Vec::with_capacity(samples.len());
+    let decimal = (0..=MAX_SCALE).find(|&k| {
+        ints.clear();
+        samples.iter().all(|s| match scaled(s.v, k) {
+            Some(i) => {
+                ints.push(i);
+                true
+            }
+            None => false,
+        })
     });
-    // Any other floats: deltas of their bit patterns, which for a counter or a slowly moving
-    // gauge keep the sign and exponent bits zero where XOR still spends a window on them.
-    let ints: Vec<i64> = match &decimal {
-        Some((_, ints)) => ints.clone(),
-        None => samples.iter().map(|s| s.v.to_bits() as i64).collect(),
-    };
-    let deltas: Vec<i64> = ints.windows(2).map(|p| p[1].wrapping_sub(p[0])).collect();
+    if decimal.is_none() {
+        ints.clear();
+        ints.extend(samples.iter().map(|s| s.v.to_bits() as i64));
+    }
+    let x0 = ints.first().copied().unwrap_or(0);
+    // Deltas in place: `ints[i]` becomes `ints[i] - ints[i - 1]`.
+    for i in (1..ints.len()).rev() {
+        ints[i] = ints[i].wrapping_sub(ints[i - 1]);
+    }
+    let deltas = ints.get(1..).unwrap_or_default();
     // Common trailing zero bits (e.g. byte counts in pages) are stored once.
     let tz = deltas
         .iter()
@@ -702,16 +719,20 @@ pub fn encode_packed(samples: &[Sample], out: &mut Vec<u8>) -> bool {
     let vw_for = width(shifted().map(|d| d.wrapping_sub(min) as u64));
     let n_entries = deltas.len() as u64;
     let for_bits = n_entries * u64::from(vw_for) + 8 * crate::varint::varint_len(min) as u64;
-    let use_for = for_bits.div_ceil(8) < (n_entries * u64::from(vw_zigzag)).div_ceil(8);
-    match &decimal {
-        Some((k, ints)) => {
+    let zigzag_bits = n_entries * u64::from(vw_zigzag);
+    let use_for = for_bits.div_ceil(8) < zigzag_bits.div_ceil(8);
+    // Room for the rest at once (mode, scale or first value, shift, width, entries).
+    let rest = 2 + 10 + 2 + usize::try_from(for_bits.min(zigzag_bits).div_ceil(8)).unwrap_or(0);
+    w.buf.reserve_exact(rest);
+    match decimal {
+        Some(k) => {
             w.buf.push(if use_for {
                 MODE_DECIMAL_FOR
             } else {
                 MODE_DECIMAL
             });
-            w.buf.push(*k as u8);
-            crate::varint::put_varint(&mut w.buf, ints[0]);
+            w.buf.push(k as u8);
+            crate::varint::put_varint(&mut w.buf, x0);
         }
         None => {
             w.buf.push(if use_for {
@@ -741,124 +762,169 @@ pub fn encode_packed(samples: &[Sample], out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// The hot loop of [`unpack_deltas`] for entries of `vw` (1..=56) bits: one unaligned
-/// big-endian load per entry, bounds-checked once (reads past the end of `r` see zero bits).
-/// `FRAME`: entries are `delta - min` (frame of reference), else zigzag. Sets each `v` to
-/// `to_f` of the running sum `x`; returns the bits read. Kept out of line so that its state
-/// stays in registers.
-#[inline(never)]
-fn unpack_narrow<const FRAME: bool>(
-    r: &[u8],
-    vals: &mut [Sample],
-    mut x: i64,
-    vw: u32,
+/// The parsed header of an [`Encoding::Packed`] chunk whose values are delta-coded (modes 1-4):
+/// everything the decoding loops need (the runs' lengths are checked before anything is read).
+struct PackedRun<'a> {
+    t0: i64,
+    d0: i64,
+    /// Bits per timestamp entry (0: regular timestamps).
+    tw: u32,
+    times: &'a [u8],
+    x0: i64,
     tz: u32,
-    min: i64,
-    to_f: impl Fn(i64) -> f64,
-) -> usize {
-    let shift = 64 - vw;
-    let step = vw as usize;
-    let mut pos = 0usize;
-    for s in vals {
-        let i = pos >> 3;
-        let word = match r.get(i..i + 8) {
-            Some(&[a, b, c, d, e, f, g, h]) => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
-            _ => Bits {
-                data: r,
-                pos: i * 8,
-            }
-            .word(),
-        };
-        let z = (word << (pos & 7)) >> shift;
-        pos += step;
-        let d = if FRAME {
-            min.wrapping_add(z as i64)
-        } else {
-            unzigzag(z)
-        };
-        x = x.wrapping_add(d << tz);
-        s.v = to_f(x);
-    }
-    pos
+    vw: u32,
+    values: &'a [u8],
 }
 
-/// Sets `vals[0]` to `to_f(x)`, then reads the `tz`/`vw` header (and with `frame`, the
-/// frame-of-reference `min`) and the packed deltas of the rest of the value run, setting
-/// `vals[1..]` to `to_f` of each following value.
-fn unpack_deltas(
-    r: &[u8],
-    vals: &mut [Sample],
-    mut x: i64,
-    frame: bool,
-    to_f: impl Fn(i64) -> f64,
+fn packed_error(what: &str) -> Error {
+    Error::Corruption(format!("packed chunk: {what}"))
+}
+
+/// Sets the timestamps of `samples` (one per sample of a Packed chunk of constant values) from
+/// its timestamp run of `tw` (> 0) bits per entry.
+fn decode_packed_times(
+    samples: &mut [Sample],
+    t0: i64,
+    d0: i64,
+    tw: u32,
+    times: &[u8],
 ) -> Result<()> {
-    let bad = |what: &str| Error::Corruption(format!("packed chunk: {what}"));
-    if let Some(first) = vals.first_mut() {
-        first.v = to_f(x);
-    }
-    if vals.len() < 2 {
+    let (mut t, mut d) = (t0.wrapping_add(d0), d0);
+    let [first, second, rest @ ..] = samples else {
+        if let Some(first) = samples.first_mut() {
+            first.t = t0;
+        }
         return Ok(());
-    }
-    let [tz, vw, r @ ..] = r else {
-        return Err(bad("ends before the value widths"));
     };
-    if *tz > 63 || *vw > 64 {
-        return Err(bad(&format!("value shift {tz} or width {vw} too large")));
-    }
-    let (tz, vw) = (u32::from(*tz), u32::from(*vw));
-    let (min, r) = if frame {
-        crate::varint::varint(r).ok_or_else(|| bad("bad value minimum"))?
-    } else {
-        (0, r)
-    };
-    let vals = &mut vals[1..];
-    let used = match (vw, frame) {
-        // Every delta equals `min` (a counter growing at a fixed rate) or zero (a constant).
-        (0, _) => {
-            let step = min.wrapping_shl(tz);
-            for s in vals {
-                x = x.wrapping_add(step);
-                s.v = to_f(x);
+    first.t = t0;
+    second.t = t;
+    let count = rest.len();
+    let mut chunks = rest.chunks_mut(crate::bitpack::BLOCK);
+    crate::bitpack::for_each_block(times, tw, count, |zs| {
+        if let Some(c) = chunks.next() {
+            let (mut tl, mut dl) = (t, d);
+            // Zigzag decoded first (vectorised), then the running sums.
+            for z in zs.iter_mut() {
+                *z = unzigzag(*z) as u64;
             }
-            0
-        }
-        (1..=56, true) => unpack_narrow::<true>(r, vals, x, vw, tz, min, to_f),
-        (1..=56, false) => unpack_narrow::<false>(r, vals, x, vw, tz, 0, to_f),
-        _ => {
-            let mut br = Bits { data: r, pos: 0 };
-            for s in vals {
-                let z = br.take_var(vw);
-                let d = if frame {
-                    min.wrapping_add(z as i64)
-                } else {
-                    unzigzag(z)
-                };
-                x = x.wrapping_add(d.wrapping_shl(tz));
-                s.v = to_f(x);
+            for (s, &z) in c.iter_mut().zip(&*zs) {
+                dl = dl.wrapping_add(z as i64);
+                tl = tl.wrapping_add(dl);
+                s.t = tl;
             }
-            br.pos
+            (t, d) = (tl, dl);
         }
+    })
+    .map(|_| ())
+    .ok_or_else(|| packed_error("ends inside the timestamps"))
+}
+
+/// Decodes the samples of `run` into `samples` (one per sample): `delta` maps a value entry to
+/// the delta of the integers (before the `tz` shift), `to_f` an integer to the sample value.
+/// Generic so that each mode gets its own loops, with no per-sample test of the mode.
+#[inline(always)]
+fn decode_packed_run(
+    run: &PackedRun<'_>,
+    samples: &mut [Sample],
+    delta: impl Fn(u64) -> i64 + Copy,
+    to_f: impl Fn(i64) -> f64 + Copy,
+) -> Result<()> {
+    if run.tw != 0 {
+        return decode_packed_jittered(run, samples, delta, to_f);
+    }
+    let Some((first, rest)) = samples.split_first_mut() else {
+        return Ok(());
     };
-    let r = (r, used);
-    if r.1 > r.0.len() * 8 {
-        return Err(bad("ends inside the values"));
+    let (mut x, tz) = (run.x0, run.tz);
+    let (mut t, d0) = (run.t0, run.d0);
+    *first = Sample { t, v: to_f(x) };
+    let count = rest.len();
+    let mut chunks = rest.chunks_mut(crate::bitpack::BLOCK);
+    crate::bitpack::for_each_block(run.values, run.vw, count, |zs| {
+        let Some(c) = chunks.next() else { return };
+        // State and parameters copied to locals: the loops keep them in registers (through
+        // the captured references the compiler would reload them after every store).
+        let (mut xl, mut tl, d0, tz, delta, to_f) = (x, t, d0, tz, delta, to_f);
+        // Entries to deltas first, in a loop without a carried dependency (vectorised), then
+        // the running sum.
+        for z in zs.iter_mut() {
+            *z = delta(*z).wrapping_shl(tz) as u64;
+        }
+        // Regular timestamps (the common case): set in the same pass.
+        for (s, &d) in c.iter_mut().zip(&*zs) {
+            tl = tl.wrapping_add(d0);
+            xl = xl.wrapping_add(d as i64);
+            *s = Sample { t: tl, v: to_f(xl) };
+        }
+        (x, t) = (xl, tl);
+    })
+    .map(|_| ())
+    .ok_or_else(|| packed_error("ends inside the values"))
+}
+
+/// [`decode_packed_run`] for timestamps with a run of their own (`tw` > 0): both runs are
+/// read a block at a time in step, and each sample written once.
+#[inline(always)]
+fn decode_packed_jittered(
+    run: &PackedRun<'_>,
+    samples: &mut [Sample],
+    delta: impl Fn(u64) -> i64 + Copy,
+    to_f: impl Fn(i64) -> f64 + Copy,
+) -> Result<()> {
+    use crate::bitpack::{BLOCK, Unpacker};
+    let n = samples.len();
+    let (mut times, _) = Unpacker::new(run.times, run.tw, n.saturating_sub(2))
+        .ok_or_else(|| packed_error("ends inside the timestamps"))?;
+    let (mut values, _) = Unpacker::new(run.values, run.vw, n.saturating_sub(1))
+        .ok_or_else(|| packed_error("ends inside the values"))?;
+    let Some((first, rest)) = samples.split_first_mut() else {
+        return Ok(());
+    };
+    let (mut x, mut t, mut d) = (run.x0, run.t0, run.d0);
+    *first = Sample { t, v: to_f(x) };
+    // Sample i >= 1 uses value entry i - 1 and timestamp entry i - 2: `dods[j]` is the
+    // timestamp entry of the block's sample j, `dods[0]` the last entry of the previous
+    // block (zigzag 0 for sample 1, whose delta d0 is in the header).
+    let mut dods = [0u64; BLOCK + 1];
+    let mut vals = [0u64; BLOCK];
+    for c in rest.chunks_mut(BLOCK) {
+        values.next_block(&mut vals);
+        if let Some(later) = dods.last_chunk_mut::<BLOCK>() {
+            times.next_block(later);
+        }
+        let carry = dods[BLOCK];
+        let (mut xl, mut tl, mut dl, tz) = (x, t, d, run.tz);
+        // Entries to deltas without a carried dependency (vectorised), then the running sums.
+        for z in vals.iter_mut() {
+            *z = delta(*z).wrapping_shl(tz) as u64;
+        }
+        for z in dods[..BLOCK].iter_mut() {
+            *z = unzigzag(*z) as u64;
+        }
+        for ((s, &dv), &dd) in c.iter_mut().zip(&vals).zip(&dods[..BLOCK]) {
+            dl = dl.wrapping_add(dd as i64);
+            tl = tl.wrapping_add(dl);
+            xl = xl.wrapping_add(dv as i64);
+            *s = Sample { t: tl, v: to_f(xl) };
+        }
+        (x, t, d) = (xl, tl, dl);
+        dods[0] = carry;
     }
     Ok(())
 }
 
 /// Decodes an [`Encoding::Packed`] chunk, appending its samples to `out`.
 pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
-    let bad = |what: &str| Error::Corruption(format!("packed chunk: {what}"));
+    let bad = packed_error;
     let (n, rest) = crate::varint::uvarint(chunk).ok_or_else(|| bad("bad sample count"))?;
     if n == 0 || n > u64::from(u16::MAX) {
         return Err(bad(&format!("sample count {n} out of range")));
     }
     let n = n as usize;
-    let (t0, mut rest) = crate::varint::varint(rest).ok_or_else(|| bad("bad first timestamp"))?;
-    let base = out.len();
-    // Filled in place: timestamps first, then values (no per-sample capacity checks).
-    out.resize(base + n, Sample { t: t0, v: 0.0 });
-    if n >= 2 {
+    let (t0, rest) = crate::varint::varint(rest).ok_or_else(|| bad("bad first timestamp"))?;
+    // The length of the timestamp run follows from its header: the values are located before
+    // anything is decoded, so that one pass can write both.
+    let (d0, tw, times, rest) = if n >= 2 {
         let (d0, r) = crate::varint::varint(rest).ok_or_else(|| bad("bad first delta"))?;
         let (&tw, r) = r
             .split_first()
@@ -866,43 +932,35 @@ pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
         if tw > 64 {
             return Err(bad(&format!("timestamp width {tw} > 64")));
         }
-        let mut br = Bits { data: r, pos: 0 };
-        let t1 = t0.wrapping_add(d0);
-        let ts = &mut out[base + 1..];
-        if tw == 0 {
-            // Regular timestamps (the common case): no bits to read.
-            for (j, s) in ts.iter_mut().enumerate() {
-                s.t = t1.wrapping_add((j as i64).wrapping_mul(d0));
-            }
-        } else {
-            let (mut t, mut d) = (t1, d0);
-            if let Some((first, later)) = ts.split_first_mut() {
-                first.t = t;
-                for s in later {
-                    let z = br.take_var(u32::from(tw));
-                    d = d.wrapping_add(unzigzag(z));
-                    t = t.wrapping_add(d);
-                    s.t = t;
-                }
-            }
-        }
-        // Reads past the end saw zeros: checked once for the whole run.
-        rest = r
-            .get(br.pos.div_ceil(8)..)
-            .filter(|_| br.pos <= r.len() * 8)
+        let len = ((n - 2) * usize::from(tw)).div_ceil(8);
+        let (times, r) = r
+            .split_at_checked(len)
             .ok_or_else(|| bad("ends inside the timestamps"))?;
-    }
+        (d0, u32::from(tw), times, r)
+    } else {
+        (0, 0, &[][..], rest)
+    };
     let (&mode, rest) = rest
         .split_first()
         .ok_or_else(|| bad("ends before the value mode"))?;
-    let vals = &mut out[base..];
-    match mode {
+    let (x0, scale, rest) = match mode {
         MODE_CONSTANT => {
             let (b, _) = rest
                 .split_first_chunk::<8>()
                 .ok_or_else(|| bad("ends inside the constant"))?;
             let v = f64::from_bits(u64::from_le_bytes(*b));
-            vals.iter_mut().for_each(|s| s.v = v);
+            let base = out.len();
+            out.resize(base + n, Sample { t: t0, v });
+            let samples = &mut out[base..];
+            if tw == 0 {
+                let mut t = t0;
+                for s in samples {
+                    s.t = t;
+                    t = t.wrapping_add(d0);
+                }
+                return Ok(());
+            }
+            return decode_packed_times(samples, t0, d0, tw, times);
         }
         MODE_DECIMAL | MODE_DECIMAL_FOR => {
             let [k, r @ ..] = rest else {
@@ -911,28 +969,65 @@ pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
             if u32::from(*k) > MAX_SCALE {
                 return Err(bad(&format!("decimal scale {k} > {MAX_SCALE}")));
             }
-            let p = 10f64.powi(i32::from(*k));
             let (x, r) = crate::varint::varint(r).ok_or_else(|| bad("bad first value"))?;
-            // One loop per case: no test of `k` per sample.
-            let frame = mode == MODE_DECIMAL_FOR;
-            if *k == 0 {
-                unpack_deltas(r, vals, x, frame, |x| x as f64)?;
-            } else {
-                unpack_deltas(r, vals, x, frame, move |x| x as f64 / p)?;
-            }
+            (x, Some(*k), r)
         }
         MODE_FLOAT_BITS | MODE_FLOAT_BITS_FOR => {
             let (b, r) = rest
                 .split_first_chunk::<8>()
                 .ok_or_else(|| bad("ends inside the first value"))?;
-            let x = i64::from_le_bytes(*b);
-            unpack_deltas(r, vals, x, mode == MODE_FLOAT_BITS_FOR, |x| {
-                f64::from_bits(x as u64)
-            })?;
+            (i64::from_le_bytes(*b), None, r)
         }
         m => return Err(bad(&format!("unknown value mode {m}"))),
+    };
+    let frame = mode == MODE_DECIMAL_FOR || mode == MODE_FLOAT_BITS_FOR;
+    let (tz, vw, min, values) = if n >= 2 {
+        let [tz, vw, r @ ..] = rest else {
+            return Err(bad("ends before the value widths"));
+        };
+        if *tz > 63 || *vw > 64 {
+            return Err(bad(&format!("value shift {tz} or width {vw} too large")));
+        }
+        let (min, r) = if frame {
+            crate::varint::varint(r).ok_or_else(|| bad("bad value minimum"))?
+        } else {
+            (0, r)
+        };
+        (u32::from(*tz), u32::from(*vw), min, r)
+    } else {
+        (0, 0, 0, &[][..])
+    };
+    let run = PackedRun {
+        t0,
+        d0,
+        tw,
+        times,
+        x0,
+        tz,
+        vw,
+        values,
+    };
+    let base = out.len();
+    // Filled in place (no per-sample capacity checks); on an error `decode_into` truncates.
+    out.resize(base + n, Sample { t: t0, v: 0.0 });
+    let out = &mut out[base..];
+    let zigzag = |z: u64| unzigzag(z);
+    let offset = move |z: u64| min.wrapping_add(z as i64);
+    // One instance of the loops per mode: no test of the mode or scale per sample.
+    match (scale, frame) {
+        (Some(0), false) => decode_packed_run(&run, out, zigzag, |x| x as f64),
+        (Some(0), true) => decode_packed_run(&run, out, offset, |x| x as f64),
+        (Some(k), f) => {
+            let p = 10f64.powi(i32::from(k));
+            if f {
+                decode_packed_run(&run, out, offset, move |x| x as f64 / p)
+            } else {
+                decode_packed_run(&run, out, zigzag, move |x| x as f64 / p)
+            }
+        }
+        (None, false) => decode_packed_run(&run, out, zigzag, |x| f64::from_bits(x as u64)),
+        (None, true) => decode_packed_run(&run, out, offset, |x| f64::from_bits(x as u64)),
     }
-    Ok(())
 }
 
 /// Encodes `samples` (at most `u16::MAX`, timestamps not decreasing) in the encoding that takes
@@ -1543,6 +1638,282 @@ mod tests {
                 out.clear();
                 let _ = decode_packed(&d, &mut out);
             }
+        }
+    }
+
+    /// The Packed decoder of format version 2 as first written (one bit-cursor read per entry):
+    /// the reference the block-kernel decoder must agree with on every input, good or bad.
+    mod reference {
+        use super::super::{
+            Bits, Error, MAX_SCALE, MODE_CONSTANT, MODE_DECIMAL, MODE_DECIMAL_FOR, MODE_FLOAT_BITS,
+            MODE_FLOAT_BITS_FOR, Result, Sample, unzigzag,
+        };
+
+        /// The hot loop of [`unpack_deltas`] for entries of `vw` (1..=56) bits: one unaligned
+        /// big-endian load per entry, bounds-checked once (reads past the end of `r` see zero bits).
+        /// `FRAME`: entries are `delta - min` (frame of reference), else zigzag. Sets each `v` to
+        /// `to_f` of the running sum `x`; returns the bits read. Kept out of line so that its state
+        /// stays in registers.
+        #[inline(never)]
+        fn unpack_narrow<const FRAME: bool>(
+            r: &[u8],
+            vals: &mut [Sample],
+            mut x: i64,
+            vw: u32,
+            tz: u32,
+            min: i64,
+            to_f: impl Fn(i64) -> f64,
+        ) -> usize {
+            let shift = 64 - vw;
+            let step = vw as usize;
+            let mut pos = 0usize;
+            for s in vals {
+                let i = pos >> 3;
+                let word = match r.get(i..i + 8) {
+                    Some(&[a, b, c, d, e, f, g, h]) => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+                    _ => Bits {
+                        data: r,
+                        pos: i * 8,
+                    }
+                    .word(),
+                };
+                let z = (word << (pos & 7)) >> shift;
+                pos += step;
+                let d = if FRAME {
+                    min.wrapping_add(z as i64)
+                } else {
+                    unzigzag(z)
+                };
+                x = x.wrapping_add(d << tz);
+                s.v = to_f(x);
+            }
+            pos
+        }
+
+        /// Sets `vals[0]` to `to_f(x)`, then reads the `tz`/`vw` header (and with `frame`, the
+        /// frame-of-reference `min`) and the packed deltas of the rest of the value run, setting
+        /// `vals[1..]` to `to_f` of each following value.
+        fn unpack_deltas(
+            r: &[u8],
+            vals: &mut [Sample],
+            mut x: i64,
+            frame: bool,
+            to_f: impl Fn(i64) -> f64,
+        ) -> Result<()> {
+            let bad = |what: &str| Error::Corruption(format!("packed chunk: {what}"));
+            if let Some(first) = vals.first_mut() {
+                first.v = to_f(x);
+            }
+            if vals.len() < 2 {
+                return Ok(());
+            }
+            let [tz, vw, r @ ..] = r else {
+                return Err(bad("ends before the value widths"));
+            };
+            if *tz > 63 || *vw > 64 {
+                return Err(bad(&format!("value shift {tz} or width {vw} too large")));
+            }
+            let (tz, vw) = (u32::from(*tz), u32::from(*vw));
+            let (min, r) = if frame {
+                crate::varint::varint(r).ok_or_else(|| bad("bad value minimum"))?
+            } else {
+                (0, r)
+            };
+            let vals = &mut vals[1..];
+            let used = match (vw, frame) {
+                // Every delta equals `min` (a counter growing at a fixed rate) or zero (a constant).
+                (0, _) => {
+                    let step = min.wrapping_shl(tz);
+                    for s in vals {
+                        x = x.wrapping_add(step);
+                        s.v = to_f(x);
+                    }
+                    0
+                }
+                (1..=56, true) => unpack_narrow::<true>(r, vals, x, vw, tz, min, to_f),
+                (1..=56, false) => unpack_narrow::<false>(r, vals, x, vw, tz, 0, to_f),
+                _ => {
+                    let mut br = Bits { data: r, pos: 0 };
+                    for s in vals {
+                        let z = br.take_var(vw);
+                        let d = if frame {
+                            min.wrapping_add(z as i64)
+                        } else {
+                            unzigzag(z)
+                        };
+                        x = x.wrapping_add(d.wrapping_shl(tz));
+                        s.v = to_f(x);
+                    }
+                    br.pos
+                }
+            };
+            let r = (r, used);
+            if r.1 > r.0.len() * 8 {
+                return Err(bad("ends inside the values"));
+            }
+            Ok(())
+        }
+
+        /// The decoder as it was before the block kernels (bit reads per entry).
+        pub(super) fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
+            let bad = |what: &str| Error::Corruption(format!("packed chunk: {what}"));
+            let (n, rest) = crate::varint::uvarint(chunk).ok_or_else(|| bad("bad sample count"))?;
+            if n == 0 || n > u64::from(u16::MAX) {
+                return Err(bad(&format!("sample count {n} out of range")));
+            }
+            let n = n as usize;
+            let (t0, mut rest) =
+                crate::varint::varint(rest).ok_or_else(|| bad("bad first timestamp"))?;
+            let base = out.len();
+            // Filled in place: timestamps first, then values (no per-sample capacity checks).
+            out.resize(base + n, Sample { t: t0, v: 0.0 });
+            if n >= 2 {
+                let (d0, r) = crate::varint::varint(rest).ok_or_else(|| bad("bad first delta"))?;
+                let (&tw, r) = r
+                    .split_first()
+                    .ok_or_else(|| bad("ends before the timestamp width"))?;
+                if tw > 64 {
+                    return Err(bad(&format!("timestamp width {tw} > 64")));
+                }
+                let mut br = Bits { data: r, pos: 0 };
+                let t1 = t0.wrapping_add(d0);
+                let ts = &mut out[base + 1..];
+                if tw == 0 {
+                    // Regular timestamps (the common case): no bits to read.
+                    for (j, s) in ts.iter_mut().enumerate() {
+                        s.t = t1.wrapping_add((j as i64).wrapping_mul(d0));
+                    }
+                } else {
+                    let (mut t, mut d) = (t1, d0);
+                    if let Some((first, later)) = ts.split_first_mut() {
+                        first.t = t;
+                        for s in later {
+                            let z = br.take_var(u32::from(tw));
+                            d = d.wrapping_add(unzigzag(z));
+                            t = t.wrapping_add(d);
+                            s.t = t;
+                        }
+                    }
+                }
+                // Reads past the end saw zeros: checked once for the whole run.
+                rest = r
+                    .get(br.pos.div_ceil(8)..)
+                    .filter(|_| br.pos <= r.len() * 8)
+                    .ok_or_else(|| bad("ends inside the timestamps"))?;
+            }
+            let (&mode, rest) = rest
+                .split_first()
+                .ok_or_else(|| bad("ends before the value mode"))?;
+            let vals = &mut out[base..];
+            match mode {
+                MODE_CONSTANT => {
+                    let (b, _) = rest
+                        .split_first_chunk::<8>()
+                        .ok_or_else(|| bad("ends inside the constant"))?;
+                    let v = f64::from_bits(u64::from_le_bytes(*b));
+                    vals.iter_mut().for_each(|s| s.v = v);
+                }
+                MODE_DECIMAL | MODE_DECIMAL_FOR => {
+                    let [k, r @ ..] = rest else {
+                        return Err(bad("ends before the scale"));
+                    };
+                    if u32::from(*k) > MAX_SCALE {
+                        return Err(bad(&format!("decimal scale {k} > {MAX_SCALE}")));
+                    }
+                    let p = 10f64.powi(i32::from(*k));
+                    let (x, r) = crate::varint::varint(r).ok_or_else(|| bad("bad first value"))?;
+                    // One loop per case: no test of `k` per sample.
+                    let frame = mode == MODE_DECIMAL_FOR;
+                    if *k == 0 {
+                        unpack_deltas(r, vals, x, frame, |x| x as f64)?;
+                    } else {
+                        unpack_deltas(r, vals, x, frame, move |x| x as f64 / p)?;
+                    }
+                }
+                MODE_FLOAT_BITS | MODE_FLOAT_BITS_FOR => {
+                    let (b, r) = rest
+                        .split_first_chunk::<8>()
+                        .ok_or_else(|| bad("ends inside the first value"))?;
+                    let x = i64::from_le_bytes(*b);
+                    unpack_deltas(r, vals, x, mode == MODE_FLOAT_BITS_FOR, |x| {
+                        f64::from_bits(x as u64)
+                    })?;
+                }
+                m => return Err(bad(&format!("unknown value mode {m}"))),
+            }
+            Ok(())
+        }
+    }
+
+    /// Both decoders give the same samples bit for bit, or both refuse.
+    #[track_caller]
+    fn check_same_as_reference(chunk: &[u8]) {
+        let mut want = vec![Sample { t: 3, v: 3.0 }];
+        let want_res = reference::decode_packed(chunk, &mut want);
+        let mut got = vec![Sample { t: 3, v: 3.0 }];
+        let got_res = decode_packed(chunk, &mut got);
+        match (want_res, got_res) {
+            (Ok(()), Ok(())) => {
+                let bits =
+                    |s: &[Sample]| s.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{chunk:?}");
+            }
+            (Err(_), Err(_)) => {}
+            (w, g) => panic!("reference {w:?}, new {g:?} on {chunk:?}"),
+        }
+    }
+
+    #[test]
+    fn packed_decoder_agrees_with_the_reference() {
+        let mut rng = Rng(77);
+        for round in 0..400 {
+            let n = 1 + rng.below(if round % 4 == 0 { 3000 } else { 600 }) as usize;
+            // Timestamps: regular, jittered by a few ms, or wild (wide entries).
+            let jitter = [0, 4, 1 << 20, 1 << 40][round % 4];
+            let mut t = rng.next() as i64 >> 4;
+            let mut v = (rng.below(1 << 30) as f64) / [1.0, 100.0, 3.0][round % 3];
+            let kind = rng.below(6);
+            let samples: Vec<Sample> = (0..n)
+                .map(|i| {
+                    t = t.wrapping_add(
+                        15_000
+                            + if jitter > 0 {
+                                rng.below(jitter) as i64
+                            } else {
+                                0
+                            },
+                    );
+                    v = match kind {
+                        0 => v,                                      // constant
+                        1 => v + (1000 + rng.below(64)) as f64,      // integer counter (frame)
+                        2 => v + rng.below(1 << 12) as f64 - 2048.0, // gauge (zigzag)
+                        3 => (i as f64 * 0.37).sin() * 1e3,          // float gauge (float bits)
+                        4 => v + rng.next() as f64 / 1e15,           // float counter
+                        _ => f64::from_bits(rng.next()),             // any bits, wide deltas
+                    };
+                    Sample { t, v }
+                })
+                .collect();
+            let mut buf = Vec::new();
+            assert!(encode_packed(&samples, &mut buf));
+            check_same_as_reference(&buf);
+            check_any(Encoding::Packed, &buf, &samples);
+            // Truncated anywhere, and damaged: never a panic, always the reference's answer.
+            for _ in 0..20 {
+                let cut = rng.below(buf.len() as u64 + 1) as usize;
+                check_same_as_reference(&buf[..cut]);
+                let mut d = buf.clone();
+                let i = rng.below(d.len() as u64) as usize;
+                d[i] ^= 1 << rng.below(8);
+                check_same_as_reference(&d);
+                let i = rng.below(d.len() as u64) as usize;
+                d[i] = [0, 0x40, 0x7f, 0x80, 0xff][rng.below(5) as usize];
+                check_same_as_reference(&d);
+            }
+        }
+        for _ in 0..3000 {
+            let junk: Vec<u8> = (0..rng.below(200)).map(|_| rng.next() as u8).collect();
+            check_same_as_reference(&junk);
         }
     }
 }

@@ -31,6 +31,7 @@
 //! `mmap` module), merged by compaction and deleted by retention (time and size). Queries merge
 //! blocks and head. Damaged blocks are moved to `quarantine/` at open, the rest is served.
 
+mod bitpack;
 pub mod block;
 pub mod chunk;
 mod db;
