@@ -17,6 +17,7 @@ Several `--pharos NAME=PATH` compare builds in the same run. Standard library on
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -139,6 +140,9 @@ def main():
     ap.add_argument("--idle", type=float, default=5, help="seconds to wait before each reading")
     ap.add_argument("--cache", default=os.path.join(ROOT, "target", "bench"), help="dataset cache dir")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--keep", default=None,
+                    help="work in this (new) dir and keep it: the data dirs, e.g. for"
+                         " `tsdb/examples/head_memory.rs replay DIR`")
     args = ap.parse_args()
     pharos = [p.split("=", 1) if "=" in p else ("pharos", p) for p in args.pharos] or [
         ("pharos", os.path.join(ROOT, "target", "release", "pharos"))]
@@ -160,7 +164,10 @@ def main():
 
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "machine": bench.machine(),
                "series": meta["series"], "samples": meta["samples"], "systems": {}}
-    with tempfile.TemporaryDirectory(prefix="headmem-") as work:
+    if args.keep:
+        os.makedirs(args.keep)
+    with (contextlib.nullcontext(args.keep) if args.keep
+          else tempfile.TemporaryDirectory(prefix="headmem-")) as work:
         runs = [("prometheus", "prometheus", None)] + [("pharos", n, p) for n, p in pharos]
         for kind, label, binary in runs:
             results["systems"][label] = measure(kind, label, binary, work, ds_dir, meta, args)

@@ -8,11 +8,128 @@
 //! ```sh
 //! cargo run --release -p pharos-tsdb --example head_memory -- 50000 120
 //! ```
+//! With `replay DIR`, opens a copy of the database in `DIR` instead (its WAL is replayed into
+//! the head) and reports the live heap (counted by this program's allocator), its peak during
+//! the replay, the RSS growth and the head's own breakdown by part, per series:
+//!
+//! ```sh
+//! cargo run --release -p pharos-tsdb --example head_memory -- replay /path/to/data
+//! ```
 //! Linux only (reads `/proc/self/statm`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The counting allocator below is the only unsafe code: it forwards to the system allocator.
+#![allow(unsafe_code)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Counts the live heap bytes and their peak.
+struct Counting;
+
+/// Counting is on only in `replay` mode (it would slow the append rate measured otherwise).
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call forwards to `System` with the caller's arguments unchanged; the counters
+// are only statistics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            let n = LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
+            PEAK.fetch_max(n, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc(l) }
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        }
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(p, l) }
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        if !COUNTING.load(Ordering::Relaxed) {
+        } else if new >= l.size() {
+            let n = LIVE.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size();
+            PEAK.fetch_max(n, Ordering::Relaxed);
+        } else {
+            LIVE.fetch_sub(l.size() - new, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Opens a copy of the database in `src` and reports its head's memory.
+fn replay(src: &std::path::Path) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(src, dir.path());
+    let _ = std::fs::remove_file(dir.path().join("lock"));
+    let (rss0, live0) = (rss(), LIVE.load(Ordering::Relaxed));
+    PEAK.store(live0, Ordering::Relaxed);
+    let started = Instant::now();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let elapsed = started.elapsed();
+    let (rss1, live1, peak) = (
+        rss(),
+        LIVE.load(Ordering::Relaxed),
+        PEAK.load(Ordering::Relaxed),
+    );
+    let n = db.stats().head_series.max(1) as f64;
+    println!(
+        "replayed in {elapsed:.2?}: {} series, {} samples; per series: live heap {:.0} B, \
+         peak during replay {:.0} B, RSS growth {:.0} B",
+        db.stats().head_series,
+        db.stats().head_samples,
+        live1.wrapping_sub(live0) as f64 / n,
+        peak.wrapping_sub(live0) as f64 / n,
+        rss1.saturating_sub(rss0) as f64 / n,
+    );
+    // What glibc keeps of the freed replay buffers: the RSS it gives back when asked to.
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+        fn malloc_stats();
+    }
+    // SAFETY: glibc's malloc_trim takes no pointers and is thread safe.
+    unsafe { malloc_trim(0) };
+    if std::env::var_os("MALLOC_STATS").is_some() {
+        // SAFETY: takes no arguments; prints to stderr.
+        unsafe { malloc_stats() };
+    }
+    println!(
+        "  RSS growth after malloc_trim(0): {:.0} B/series",
+        rss().saturating_sub(rss0) as f64 / n
+    );
+    for (what, v) in db.head_memory() {
+        match what.strip_prefix("B ") {
+            Some(part) => println!("  {part}: {:.1} B/series", v as f64 / n),
+            None => println!("  {what}: {v}"),
+        }
+    }
+    db.close().unwrap();
+}
+
+fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+}
 
 use pharos_model::storage::Appendable;
 use pharos_model::{Labels, SeriesRef};
@@ -53,7 +170,14 @@ fn labels(i: usize) -> Labels {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("replay") {
+        // Set before anything is allocated, so that frees match counted allocations.
+        COUNTING.store(true, Ordering::Relaxed);
+        let dir = args.nth(1).expect("replay DIR");
+        replay(std::path::Path::new(&dir));
+        return;
+    }
     let n: usize = args
         .next()
         .map_or(50_000, |a| a.parse().expect("series count"));

@@ -287,6 +287,13 @@ impl Db {
         }
     }
 
+    /// The head's heap bytes by part and the counts they are made of (estimated from allocation
+    /// sizes), for memory diagnostics such as `examples/head_memory.rs`.
+    #[doc(hidden)]
+    pub fn head_memory(&self) -> Vec<(&'static str, u64)> {
+        self.inner.head.memory()
+    }
+
     /// Current sizes and counters.
     pub fn stats(&self) -> Stats {
         let inner = &self.inner;
@@ -820,6 +827,8 @@ struct Replay {
     records: u64,
     samples: u64,
     skipped: u64,
+    /// Decoded samples of one chunk (reused).
+    scratch: Vec<pharos_model::Sample>,
 }
 
 impl Replay {
@@ -871,6 +880,27 @@ impl Replay {
             }
         }
     }
+
+    /// Applies what [`wal::read_records_chunked`] hands over: chunk records go to the head
+    /// as encoded chunks.
+    fn apply_replayed(&mut self, head: &Head, rec: wal::Replayed<'_>, max_t: &mut i64) {
+        let chunks = match rec {
+            wal::Replayed::Record(r) => return self.apply(head, r, max_t),
+            wal::Replayed::Chunks(chunks) => chunks,
+        };
+        self.records += 1;
+        let aliases = &self.aliases;
+        let (added, skipped, newest) = head.append_chunks(
+            chunks.iter().map(|c| {
+                let r = aliases.get(&c.series).copied().unwrap_or(c.series);
+                (r, c.encoding, c.bytes)
+            }),
+            &mut self.scratch,
+        );
+        *max_t = (*max_t).max(newest);
+        self.samples += added;
+        self.skipped += skipped;
+    }
 }
 
 /// Replays the checkpoint and the segments after it into `head`; returns the segments kept.
@@ -889,9 +919,9 @@ fn replay(wal_dir: &Path, head: &Head, counters: &Counters) -> Result<BTreeMap<u
         match fs::read(path) {
             Ok(data) => {
                 let mut ignored = i64::MIN;
-                if let Some((offset, reason)) =
-                    wal::read_records(&data, |r| state.apply(head, r, &mut ignored))
-                {
+                if let Some((offset, reason)) = wal::read_records_chunked(&data, |r| {
+                    state.apply_replayed(head, r, &mut ignored)
+                }) {
                     warn!(checkpoint = %path.display(), offset, reason, "corrupt WAL checkpoint record; the rest of the checkpoint is lost");
                     counters.wal_corruptions.fetch_add(1, Ordering::Relaxed);
                 }
@@ -935,7 +965,7 @@ fn replay(wal_dir: &Path, head: &Head, counters: &Counters) -> Result<BTreeMap<u
         let mut max_t = i64::MIN;
         let mut bytes = data.len() as u64;
         if let Some((offset, reason)) =
-            wal::read_records(&data, |r| state.apply(head, r, &mut max_t))
+            wal::read_records_chunked(&data, |r| state.apply_replayed(head, r, &mut max_t))
         {
             warn!(segment = %path.display(), offset, reason,
                 "torn or corrupt WAL record: truncating the segment there");
@@ -1331,5 +1361,85 @@ impl Querier for DbQuerier {
             lists.push(self.inner.head.label_values(name, matchers));
         }
         Ok(merge_sorted(lists))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pharos_model::storage::{SelectHints, collect_samples};
+
+    /// `(labels, (t, v bits))` of every series in the database.
+    fn all(db: &Db) -> Vec<(String, Vec<(i64, u64)>)> {
+        let q = db.querier(i64::MIN, i64::MAX).unwrap();
+        q.select(&[], &SelectHints::default())
+            .unwrap()
+            .map(|mut s| {
+                let samples = collect_samples(s.samples.as_mut());
+                let samples = samples.into_iter().map(|s| (s.t, s.v.to_bits())).collect();
+                (s.labels.to_string(), samples)
+            })
+            .collect()
+    }
+
+    fn part(db: &Db, name: &str) -> u64 {
+        let m = db.head_memory();
+        m.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap()
+    }
+
+    /// After a clean stop, replay keeps the stop's chunks in their (denser) encoding: the
+    /// same samples in fewer head bytes; appends continue after them; a second stop and
+    /// replay round-trips again, and a WAL of sample records still replays.
+    #[test]
+    fn replay_of_compact_wal_keeps_chunks_encoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = || Options {
+            retention: Duration::ZERO,
+            ..Options::default()
+        };
+        let db = Db::open(dir.path(), opts()).unwrap();
+        let series: Vec<Labels> = (0..50)
+            .map(|i| Labels::from_pairs(&[("__name__", "m"), ("i", &i.to_string())]))
+            .collect();
+        let t0 = 1_700_000_000_000i64;
+        for k in 0..240i64 {
+            let mut app = db.appender();
+            for (i, l) in series.iter().enumerate() {
+                let v = (k * (i as i64 + 1) * 7 % 1000) as f64 / 100.0 + 1e4;
+                app.append(None, l, t0 + k * 15_000, v).unwrap();
+            }
+            app.commit().unwrap();
+        }
+        let want = all(&db);
+        let before = part(&db, "B closed chunk bytes (+Arc header)");
+        db.close().unwrap();
+        drop(db);
+        // A WAL of sample records (as a crash leaves it) replays as before.
+        let db = Db::open(dir.path(), opts()).unwrap();
+        assert_eq!(all(&db), want);
+        db.close_compacting_wal().unwrap();
+        drop(db);
+        let db = Db::open(dir.path(), opts()).unwrap();
+        assert_eq!(all(&db), want);
+        let after = part(&db, "B closed chunk bytes (+Arc header)");
+        assert!(
+            after < before,
+            "head chunk bytes {after} after replay, {before} before"
+        );
+        assert_eq!(part(&db, "open_chunks"), 0);
+        // Appends follow the replayed chunks; older samples are refused.
+        let mut app = db.appender();
+        assert!(app.append(None, &series[0], t0, 1.0).is_err());
+        app.append(None, &series[0], t0 + 240 * 15_000, 1.0)
+            .unwrap();
+        app.commit().unwrap();
+        let mut want = want;
+        want[0].1.push((t0 + 240 * 15_000, 1f64.to_bits()));
+        assert_eq!(all(&db), want);
+        db.close_compacting_wal().unwrap();
+        drop(db);
+        let db = Db::open(dir.path(), opts()).unwrap();
+        assert_eq!(all(&db), want);
+        assert_eq!(db.stats().head_samples, 50 * 240 + 1);
     }
 }

@@ -13,6 +13,12 @@ use crate::mmap::MappedSlice;
 #[derive(Debug, Clone)]
 pub(crate) enum ChunkBytes {
     Heap(Arc<[u8]>),
+    /// `bytes[start..end]`: one of the chunks a head series keeps in one allocation.
+    Shared {
+        bytes: Arc<[u8]>,
+        start: usize,
+        end: usize,
+    },
     Mapped(MappedSlice),
 }
 
@@ -20,6 +26,7 @@ impl AsRef<[u8]> for ChunkBytes {
     fn as_ref(&self) -> &[u8] {
         match self {
             ChunkBytes::Heap(b) => b,
+            ChunkBytes::Shared { bytes, start, end } => bytes.get(*start..*end).unwrap_or_default(),
             ChunkBytes::Mapped(m) => m.as_ref(),
         }
     }
