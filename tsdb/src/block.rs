@@ -257,19 +257,56 @@ impl Writer {
         write_synced(&self.tmp.join(files::BLOCK_META), &json)?;
         crate::wal::sync_dir(&self.tmp)?;
         let dest = self.parent.join(&name);
-        if dest.exists() {
-            fs::remove_dir_all(&dest)
-                .map_err(|e| Error::io(format!("replacing {}", dest.display()), e))?;
+        // A block of the same name (a rewrite) steps aside whole first: a crash before the new
+        // one is in place puts it back at open (see `Db::open`), never leaves it half deleted.
+        let replaced = self
+            .parent
+            .join(format!("{name}{}", files::REPLACED_SUFFIX));
+        let replacing = dest.exists();
+        if replacing {
+            if replaced.exists() {
+                // Left by an earlier replace whose new block is in place.
+                fs::remove_dir_all(&replaced)
+                    .map_err(|e| Error::io(format!("deleting {}", replaced.display()), e))?;
+            }
+            fs::rename(&dest, &replaced)
+                .map_err(|e| Error::io(format!("moving {} aside", dest.display()), e))?;
         }
-        fs::rename(&self.tmp, &dest).map_err(|e| {
-            Error::io(
+        if let Err(e) = fs::rename(&self.tmp, &dest) {
+            if replacing {
+                let _ = fs::rename(&replaced, &dest);
+            }
+            return Err(Error::io(
                 format!("renaming {} to {}", self.tmp.display(), dest.display()),
                 e,
-            )
-        })?;
+            ));
+        }
         crate::wal::sync_dir(&self.parent)?;
+        if replacing {
+            delete_dir(&replaced)
+                .map_err(|e| Error::io(format!("deleting {}", replaced.display()), e))?;
+        }
         Ok(Some(dest))
     }
+}
+
+/// Deletes a block directory: renamed to `<name>.deleting.tmp` first, so a crash midway leaves
+/// an unfinished directory that the next open deletes, not a block with files missing (which
+/// would be quarantined as damaged).
+pub(crate) fn delete_dir(dir: &Path) -> std::io::Result<()> {
+    let Some(name) = dir.file_name() else {
+        return fs::remove_dir_all(dir);
+    };
+    let doomed = dir.with_file_name(format!(
+        "{}{}",
+        name.to_string_lossy(),
+        files::DELETING_SUFFIX
+    ));
+    if doomed.exists() {
+        fs::remove_dir_all(&doomed)?;
+    }
+    fs::rename(dir, &doomed)?;
+    fs::remove_dir_all(&doomed)
 }
 
 fn header(magic: u32) -> [u8; HEADER_LEN] {

@@ -370,9 +370,37 @@ fn align(t: i64, range: i64) -> i64 {
     t.div_euclid(range).saturating_mul(range)
 }
 
+/// Settles blocks a crash left mid-rewrite (see `block::Writer::finish`): `<name>.replaced.tmp`
+/// is the old block, whole; it is put back if `<name>` never arrived, else deleted.
+fn restore_replaced(dir: &Path) -> Result<()> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(base) = name.strip_suffix(files::REPLACED_SUFFIX) else {
+            continue;
+        };
+        if !files::is_block_name(base) {
+            continue;
+        }
+        let (old, new) = (entry.path(), dir.join(base));
+        let done = if new.exists() {
+            info!(path = %old.display(), "deleting a block replaced by its rewrite");
+            fs::remove_dir_all(&old)
+        } else {
+            warn!(path = %old.display(), "a block rewrite did not finish; keeping the old block");
+            fs::rename(&old, &new)
+        };
+        done.map_err(|e| Error::io(format!("settling {}", old.display()), e))?;
+    }
+    Ok(())
+}
+
 /// Opens the blocks of `dir`: deletes unfinished ones (`*.tmp`) and those already merged into a
 /// compacted block, and moves damaged ones to `quarantine/` with a warning naming the file.
 fn load_blocks(dir: &Path, counters: &Counters) -> Result<Vec<Arc<Block>>> {
+    restore_replaced(dir)?;
     let entries =
         fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
     let mut blocks = Vec::new();
@@ -430,7 +458,7 @@ fn load_blocks(dir: &Path, counters: &Counters) -> Result<Vec<Arc<Block>>> {
             .any(|(j, (l, s))| j != i && l > level && sources.is_subset(s));
         if superseded {
             info!(block = %b.dir().display(), "deleting a block already merged by compaction");
-            if let Err(e) = fs::remove_dir_all(b.dir()) {
+            if let Err(e) = block::delete_dir(b.dir()) {
                 warn!(block = %b.dir().display(), error = %e, "cannot delete a merged block");
             }
         } else {
@@ -622,7 +650,7 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|x| !gone.iter().any(|g| Arc::ptr_eq(g, x)));
         for b in gone {
-            match fs::remove_dir_all(b.dir()) {
+            match block::delete_dir(b.dir()) {
                 Ok(()) => {
                     self.counters.blocks_deleted.fetch_add(1, Ordering::Relaxed);
                 }
@@ -716,7 +744,7 @@ impl Inner {
                     "compacted blocks");
                 self.add_block(b, &group);
                 for g in &group {
-                    if let Err(e) = fs::remove_dir_all(g.dir()) {
+                    if let Err(e) = block::delete_dir(g.dir()) {
                         warn!(block = %g.dir().display(), error = %e, "cannot delete a compacted block");
                     }
                 }

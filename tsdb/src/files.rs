@@ -22,6 +22,12 @@ pub const WAL_DIR: &str = "wal";
 pub const CHECKPOINT_PREFIX: &str = "checkpoint.";
 /// Suffix of files being written (renamed into place once complete and fsynced).
 pub const TMP_SUFFIX: &str = ".tmp";
+/// Suffix a block directory is renamed to before it is deleted, so that a crash midway leaves
+/// an unfinished directory (deleted at the next open), never a block with files missing.
+pub const DELETING_SUFFIX: &str = ".deleting.tmp";
+/// Suffix a block directory is renamed to while a rewrite of the same name takes its place: put
+/// back at open if the rewrite never arrived, else deleted.
+pub const REPLACED_SUFFIX: &str = ".replaced.tmp";
 /// Prefix of block directory names.
 pub const BLOCK_PREFIX: &str = "b-";
 /// A block's metadata file (JSON).

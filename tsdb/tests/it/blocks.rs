@@ -330,6 +330,72 @@ fn unfinished_blocks_are_deleted_at_open() {
     assert_eq!(db.stats().blocks, 0);
 }
 
+/// Crash states of deleting a block and of replacing one by a rewrite of the same name: none
+/// of them is taken for a damaged block, and none loses the block's data.
+#[test]
+fn interrupted_block_deletes_and_replaces_lose_nothing() {
+    let setup = || {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), block_opts()).unwrap();
+        fill(&db, 0, 6 * HOUR);
+        db.flush().unwrap();
+        drop(db);
+        let blocks = block_dirs(dir.path());
+        assert_eq!(blocks.len(), 3);
+        (dir, blocks)
+    };
+    let aside = |b: &Path, suffix: &str| {
+        let p = b.with_file_name(format!(
+            "{}{suffix}",
+            b.file_name().unwrap().to_string_lossy()
+        ));
+        fs::rename(b, &p).unwrap();
+        p
+    };
+    let all_but_middle = || {
+        let mut want = expected(0, 2 * HOUR);
+        for (w, more) in want.iter_mut().zip(expected(4 * HOUR, 6 * HOUR)) {
+            w.1.extend(more.1);
+        }
+        want
+    };
+
+    // Killed while deleting: the renamed directory has lost some files.
+    let (dir, blocks) = setup();
+    let doomed = aside(&blocks[1], ".deleting.tmp");
+    fs::remove_file(doomed.join("meta.json")).unwrap();
+    let db = Db::open(dir.path(), block_opts()).unwrap();
+    let st = db.stats();
+    assert_eq!((st.blocks, st.quarantined_blocks_total), (2, 0), "{st:?}");
+    assert!(!doomed.exists());
+    assert_eq!(query_all(&db), all_but_middle());
+    drop(db);
+
+    // Killed after the old block stepped aside, before its rewrite arrived: it is put back.
+    let (dir, blocks) = setup();
+    let old = aside(&blocks[1], ".replaced.tmp");
+    let db = Db::open(dir.path(), block_opts()).unwrap();
+    let st = db.stats();
+    assert_eq!((st.blocks, st.quarantined_blocks_total), (3, 0), "{st:?}");
+    assert!(!old.exists() && blocks[1].exists());
+    assert_eq!(query_all(&db), expected(0, 6 * HOUR));
+    drop(db);
+
+    // Killed while deleting the old block after the rewrite arrived: the rewrite is served.
+    let (dir, blocks) = setup();
+    let old = blocks[1].with_file_name(format!(
+        "{}.replaced.tmp",
+        blocks[1].file_name().unwrap().to_string_lossy()
+    ));
+    copy_dir(&blocks[1], &old);
+    fs::remove_file(old.join("chunks")).unwrap();
+    let db = Db::open(dir.path(), block_opts()).unwrap();
+    let st = db.stats();
+    assert_eq!((st.blocks, st.quarantined_blocks_total), (3, 0), "{st:?}");
+    assert!(!old.exists());
+    assert_eq!(query_all(&db), expected(0, 6 * HOUR));
+}
+
 /// The head's span from the start of its oldest block window to its newest sample.
 fn head_span(st: &pharos_tsdb::Stats, range: i64) -> i64 {
     if st.min_time > st.max_time {
