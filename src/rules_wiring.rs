@@ -47,16 +47,8 @@ fn joined(errs: &[pharos_query::rules::Error]) -> String {
 /// with `server_name` sent as SNI.
 fn alertmanager_client(ep: &notifier::Endpoint) -> Result<notifier::Client, String> {
     let url = reqwest::Url::parse(&ep.url).map_err(|e| format!("invalid url: {e}"))?;
-    let tls = ep.tls.as_ref().map(|t| pharos_collector::auth::TlsConfig {
-        ca_file: t.ca_file.clone(),
-        cert_file: t.cert_file.clone(),
-        key_file: t.key_file.clone(),
-        server_name: t.server_name.clone(),
-        insecure_skip_verify: t.insecure_skip_verify,
-        min_version: t.min_version.clone(),
-    });
     let (mut b, endpoint) =
-        pharos_collector::tls::sni_builder(tls.as_ref(), &url).map_err(|e| e.to_string())?;
+        pharos_collector::tls::sni_builder(ep.tls.as_ref(), &url).map_err(|e| e.to_string())?;
     if !ep.follow_redirects {
         b = b.redirect(reqwest::redirect::Policy::none());
     }

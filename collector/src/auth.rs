@@ -29,48 +29,7 @@ pub struct BasicAuth {
     pub password_file: String,
 }
 
-fn default_auth_type() -> String {
-    "Bearer".into()
-}
-
-/// `authorization`: an `Authorization: <type> <credentials>` header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Authorization {
-    /// The scheme (`Bearer`); `Basic` is rejected, use `basic_auth`.
-    #[serde(default = "default_auth_type", rename = "type")]
-    pub kind: String,
-    /// The credentials; mutually exclusive with `credentials_file`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub credentials: String,
-    /// A file whose content (trailing whitespace trimmed) is the credentials.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub credentials_file: String,
-}
-
-/// `tls_config`, applied by [`crate::tls::client_builder`].
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// CA certificate file to verify the server with.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub ca_file: String,
-    /// Client certificate file.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cert_file: String,
-    /// Client key file.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub key_file: String,
-    /// Server name to verify (SNI).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub server_name: String,
-    /// Skip certificate verification.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    /// Minimum TLS version (`TLS12`, `TLS13`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub min_version: String,
-}
+pub use pharos_model::http::{Authorization, TlsConfig, base64};
 
 /// The HTTP client settings, flattened into scrape configs, `remote_write` entries and
 /// `kubernetes_sd_configs`.
@@ -194,34 +153,10 @@ impl HttpClientConfig {
 
 /// Reads a secret file, trimming trailing whitespace (a final newline).
 fn read_secret(path: &str) -> Result<String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim_end().to_string())
-        .map_err(|e| Error::Io {
-            context: format!("reading secret file {path}"),
-            source: e,
-        })
-}
-
-/// Standard base64 with padding (RFC 4648), for `Basic` credentials.
-pub fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    pharos_model::http::read_secret(path).map_err(|e| Error::Io {
+        context: format!("reading secret file {path}"),
+        source: e,
+    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod expfmt;
+pub mod http;
 mod labels;
 mod matcher;
 pub mod storage;

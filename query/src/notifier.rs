@@ -109,44 +109,7 @@ pub struct BasicAuth {
     pub password_file: Option<String>,
 }
 
-/// `authorization`: a header `Authorization: <type> <credentials>`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Authorization {
-    /// The scheme (`Bearer`); `Basic` is rejected, use `basic_auth`.
-    #[serde(default = "default_auth_type", rename = "type")]
-    pub kind: String,
-    /// The credentials.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub credentials: String,
-    /// A file holding the credentials (read at every request).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub credentials_file: String,
-}
-
-/// `tls_config`, in Prometheus' shape (the same keys as the collector's).
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// CA certificate file to verify the server with.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub ca_file: String,
-    /// Client certificate file.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cert_file: String,
-    /// Client key file.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub key_file: String,
-    /// Server name to verify and send as SNI.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub server_name: String,
-    /// Skip certificate verification.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    /// Minimum TLS version (`TLS12`, `TLS13`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub min_version: String,
-}
+pub use pharos_model::http::{Authorization, TlsConfig};
 
 fn default_scheme() -> String {
     "http".into()
@@ -156,9 +119,6 @@ fn default_timeout() -> String {
 }
 fn default_api_version() -> String {
     "v2".into()
-}
-fn default_auth_type() -> String {
-    "Bearer".into()
 }
 fn default_true() -> bool {
     true
@@ -189,9 +149,7 @@ pub enum Auth {
 }
 
 fn read_secret(path: &str) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim_end().to_string())
-        .map_err(|e| format!("reading secret file {path}: {e}"))
+    pharos_model::http::read_secret(path).map_err(|e| format!("reading secret file {path}: {e}"))
 }
 
 impl Auth {
@@ -210,7 +168,7 @@ impl Auth {
                 };
                 Ok(format!(
                     "Basic {}",
-                    base64(format!("{username}:{pw}").as_bytes())
+                    pharos_model::http::base64(format!("{username}:{pw}").as_bytes())
                 ))
             }
             Auth::Credentials {
@@ -227,28 +185,6 @@ impl Auth {
             }
         }
     }
-}
-
-/// Standard base64 with padding (RFC 4648), for `Basic` credentials.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// One resolved Alertmanager endpoint.
