@@ -53,6 +53,18 @@ struct ClosedChunk {
 }
 
 impl ClosedChunk {
+    /// Its table entry, before it has a place in a blob.
+    fn meta(&self) -> ChunkMeta {
+        ChunkMeta {
+            min_t: self.min_t,
+            max_t: self.max_t,
+            count: self.count,
+            encoding: self.encoding,
+            start: 0,
+            end: 0,
+        }
+    }
+
     /// Closes a full chunk, stored in the denser of XOR and [`Encoding::Packed`] (decimal values
     /// and regular timestamps often take a third of XOR's bytes) at its exact size.
     fn new(full: Encoder) -> Self {
@@ -212,15 +224,7 @@ impl Closed {
 
     /// Adds a chunk after the others.
     fn push(&mut self, c: ClosedChunk) {
-        let meta = ChunkMeta {
-            min_t: c.min_t,
-            max_t: c.max_t,
-            count: c.count,
-            encoding: c.encoding,
-            start: 0,
-            end: 0,
-        };
-        self.push_raw(meta, &c.bytes);
+        self.push_raw(c.meta(), &c.bytes);
     }
 
     /// Adds a chunk (`meta`'s times, count and encoding; `bytes`) after the others.
@@ -449,17 +453,7 @@ impl SeriesData {
             });
         }
         if kept.len() != self.closed.len() || skip > 0 {
-            let first = first.as_ref().map(|c| {
-                let m = ChunkMeta {
-                    min_t: c.min_t,
-                    max_t: c.max_t,
-                    count: c.count,
-                    encoding: c.encoding,
-                    start: 0,
-                    end: 0,
-                };
-                (m, c.bytes.as_slice())
-            });
+            let first = first.as_ref().map(|c| (c.meta(), c.bytes.as_slice()));
             let rest = kept[skip..].iter().map(|m| (*m, self.closed.bytes(m)));
             let all: Vec<(ChunkMeta, &[u8])> = first.into_iter().chain(rest).collect();
             self.closed = Closed::build(&all);
