@@ -16,8 +16,7 @@ use pharos_collector::ScrapeManager;
 use pharos_collector::config::Config;
 use pharos_collector::discovery::TargetGroup;
 use pharos_collector::discovery::kubernetes::{Discovery, InCluster, KubernetesSdConfig};
-use pharos_model::storage::{self, Appendable, Appender};
-use pharos_model::{Labels, SeriesRef, is_stale_nan};
+use pharos_model::is_stale_nan;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -462,41 +461,8 @@ async fn node_and_service_roles() {
 
 // ---------- through the scrape manager ----------
 
-type Data = BTreeMap<Labels, Vec<(i64, f64)>>;
-
-#[derive(Default, Clone)]
-struct Mem(Arc<Mutex<Data>>);
-
-struct MemAppender(Arc<Mutex<Data>>, Vec<(Labels, i64, f64)>);
-
-impl Appendable for Mem {
-    fn appender(&self) -> Box<dyn Appender> {
-        Box::new(MemAppender(self.0.clone(), Vec::new()))
-    }
-}
-
-impl Appender for MemAppender {
-    fn append(
-        &mut self,
-        _: Option<SeriesRef>,
-        l: &Labels,
-        t: i64,
-        v: f64,
-    ) -> storage::Result<SeriesRef> {
-        self.1.push((l.clone(), t, v));
-        Ok(SeriesRef(0))
-    }
-    fn commit(self: Box<Self>) -> storage::Result<()> {
-        let mut d = self.0.lock().unwrap();
-        for (l, t, v) in self.1 {
-            d.entry(l).or_default().push((t, v));
-        }
-        Ok(())
-    }
-    fn rollback(self: Box<Self>) -> storage::Result<()> {
-        Ok(())
-    }
-}
+mod mem;
+use mem::Mem;
 
 impl Mem {
     fn samples(&self, series: &str) -> Vec<(i64, f64)> {

@@ -4,52 +4,16 @@
 //! valid lines before the problem included), and the healthy target is unaffected.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use pharos_collector::ScrapeManager;
 use pharos_collector::config::Config;
-use pharos_model::storage::{self, Appendable, Appender};
-use pharos_model::{Labels, SeriesRef};
 
-type Data = BTreeMap<Labels, Vec<(i64, f64)>>;
-
-#[derive(Default, Clone)]
-struct Mem(Arc<Mutex<Data>>);
-
-struct MemAppender(Arc<Mutex<Data>>, Vec<(Labels, i64, f64)>);
-
-impl Appendable for Mem {
-    fn appender(&self) -> Box<dyn Appender> {
-        Box::new(MemAppender(self.0.clone(), Vec::new()))
-    }
-}
-
-impl Appender for MemAppender {
-    fn append(
-        &mut self,
-        _: Option<SeriesRef>,
-        l: &Labels,
-        t: i64,
-        v: f64,
-    ) -> storage::Result<SeriesRef> {
-        self.1.push((l.clone(), t, v));
-        Ok(SeriesRef(0))
-    }
-    fn commit(self: Box<Self>) -> storage::Result<()> {
-        let mut d = self.0.lock().unwrap();
-        for (l, t, v) in self.1 {
-            d.entry(l).or_default().push((t, v));
-        }
-        Ok(())
-    }
-    fn rollback(self: Box<Self>) -> storage::Result<()> {
-        Ok(())
-    }
-}
+mod mem;
+use mem::Mem;
 
 impl Mem {
     /// Names of the non-synthetic series stored for `job`.

@@ -3,7 +3,6 @@
 //! it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,8 +12,7 @@ use pharos_collector::config::GlobalConfig;
 use pharos_collector::discovery::TargetGroup;
 use pharos_collector::discovery::kubernetes::{Discovery, InCluster, KubernetesSdConfig};
 use pharos_collector::remote::{RemoteWrite, RemoteWriteConfig};
-use pharos_model::storage::{self, Appendable, Appender};
-use pharos_model::{Labels, SeriesRef};
+use pharos_model::Labels;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -167,41 +165,8 @@ fn metrics_handler(method: &str, target: &str) -> Option<(u16, &'static str, Str
 
 // ---------- storage ----------
 
-type Data = BTreeMap<Labels, Vec<(i64, f64)>>;
-
-#[derive(Default, Clone)]
-struct Mem(Arc<Mutex<Data>>);
-
-struct MemAppender(Arc<Mutex<Data>>, Vec<(Labels, i64, f64)>);
-
-impl Appendable for Mem {
-    fn appender(&self) -> Box<dyn Appender> {
-        Box::new(MemAppender(self.0.clone(), Vec::new()))
-    }
-}
-
-impl Appender for MemAppender {
-    fn append(
-        &mut self,
-        _: Option<SeriesRef>,
-        l: &Labels,
-        t: i64,
-        v: f64,
-    ) -> storage::Result<SeriesRef> {
-        self.1.push((l.clone(), t, v));
-        Ok(SeriesRef(0))
-    }
-    fn commit(self: Box<Self>) -> storage::Result<()> {
-        let mut d = self.0.lock().unwrap();
-        for (l, t, v) in self.1 {
-            d.entry(l).or_default().push((t, v));
-        }
-        Ok(())
-    }
-    fn rollback(self: Box<Self>) -> storage::Result<()> {
-        Ok(())
-    }
-}
+mod mem;
+use mem::Mem;
 
 impl Mem {
     /// The latest value of the series whose labels print as `series`.
