@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pharos_model::expfmt::{Entry, Format, Parser};
-use pharos_model::storage::{Appendable, Appender, Error as StorageError};
+use pharos_model::storage::{Appendable, Appender, CommitReport, Error as StorageError};
 use pharos_model::{Label, Labels, METRIC_NAME, STALE_NAN, SeriesRef};
 use tokio::sync::watch;
 
@@ -336,11 +336,16 @@ impl Sink<'_> {
                             added: stats.added,
                         };
                         self.append_report(cache, app.as_mut(), t, report);
-                        match app.commit() {
-                            Ok(()) => {
-                                self.counters
-                                    .samples_appended
-                                    .fetch_add(stats.appended, Ordering::Relaxed);
+                        match app.commit_report() {
+                            Ok(report) => {
+                                self.count_report(&report);
+                                self.counters.samples_appended.fetch_add(
+                                    stats.appended.saturating_sub(report.refused()),
+                                    Ordering::Relaxed,
+                                );
+                                if !report.unknown.is_empty() {
+                                    self.reappend(cache, &report.unknown);
+                                }
                                 cache.live = Some(cache.iter);
                                 return None;
                             }
@@ -705,7 +710,16 @@ impl Sink<'_> {
                 self.opts.sample_limit
             ));
         }
-        match app.append(e.sref, lset, ts, value) {
+        // A known series' sample is checked at the commit (counted from its report).
+        let appended = match e.sref {
+            Some(r) => match app.append_deferred(r, ts, value) {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => app.append(e.sref, lset, ts, value),
+                Err(err) => Err(err),
+            },
+            None => app.append(None, lset, ts, value),
+        };
+        match appended {
             Ok(r) => {
                 e.sref = Some(r);
                 stats.appended += 1;
@@ -717,6 +731,41 @@ impl Sink<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Counts the rejections a commit reports.
+    fn count_report(&self, report: &CommitReport) {
+        for (c, n) in [
+            (&self.counters.out_of_order, report.out_of_order),
+            (&self.counters.duplicate, report.duplicate),
+            (&self.counters.out_of_bounds, report.out_of_bounds),
+        ] {
+            if n > 0 {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Appends again, by their labels, the samples a commit handed back because their series
+    /// was removed from storage after its ref was cached (the refs are forgotten).
+    fn reappend(&self, cache: &mut Cache, unknown: &[(SeriesRef, i64, f64)]) {
+        let gone: HashMap<SeriesRef, (i64, f64)> =
+            unknown.iter().map(|&(r, t, v)| (r, (t, v))).collect();
+        let mut app = self.app.appender();
+        let refs = cache.entries.values_mut().filter_map(|e| match &e.labels {
+            Some(l) => Some((&mut e.sref, l)),
+            None => None,
+        });
+        let report = cache.report_refs.iter_mut().zip(cache.report_labels.iter());
+        for (sref, l) in refs.chain(report) {
+            if let Some(&(t, v)) = sref.and_then(|r| gone.get(&r)) {
+                *sref = None;
+                self.add(app.as_mut(), sref, l, t, v);
+            }
+        }
+        if let Err(e) = app.commit() {
+            tracing::warn!(target = %self.target, "commit of samples appended again: {e}");
+        }
     }
 
     /// Counts a per-sample rejection; false if `err` is not one.
@@ -887,7 +936,10 @@ fn fast_value_ts(rest: &str) -> Option<(f64, Option<i64>)> {
     {
         return None;
     }
-    let value = v.parse::<f64>().ok()?;
+    let value = match small_integer(v) {
+        Some(n) => n,
+        None => v.parse::<f64>().ok()?,
+    };
     let rest = rest.trim_start_matches(BLANKS);
     if rest.is_empty() {
         return Some((value, None));
@@ -899,6 +951,28 @@ fn fast_value_ts(rest: &str) -> Option<(f64, Option<i64>)> {
         return None;
     }
     Some((value, Some(ts.parse::<i64>().ok()?)))
+}
+
+/// `v` if it is an integer of at most 15 digits (exact in an `f64`), the common case of
+/// counters, without the general float parser.
+#[inline]
+fn small_integer(v: &str) -> Option<f64> {
+    let (neg, digits) = match v.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        d => (false, d),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut n = 0u64;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(c - b'0');
+    }
+    let x = n as f64;
+    Some(if neg { -x } else { x })
 }
 
 /// An FxHash-style hasher (multiply-rotate over 8-byte words) for the series cache: keys are
@@ -1396,6 +1470,40 @@ mod tests {
         check_value(" 1 --2", None);
     }
 
+    #[test]
+    fn small_integers_parse_as_the_float_parser_does() {
+        for v in [
+            "0",
+            "-0",
+            "7",
+            "007",
+            "-42",
+            "123456789012345",
+            "-999999999999999",
+            "1234567890123456",
+            "",
+            "-",
+            "+1",
+            "1.0",
+            "1e3",
+            "12a",
+        ] {
+            let want = v.parse::<f64>().ok().map(f64::to_bits);
+            match small_integer(v) {
+                Some(x) => assert_eq!(Some(x.to_bits()), want, "{v:?}"),
+                // Only the shapes it leaves to the parser.
+                None => assert!(
+                    v.len() > 15 || !v.bytes().all(|c| c.is_ascii_digit()) || v.is_empty(),
+                    "{v:?}"
+                ),
+            }
+        }
+        assert_eq!(
+            fast_value_ts(" 123456789012345678"),
+            Some((123456789012345678.0, None))
+        );
+    }
+
     /// Records what is appended, as `labels t v` lines.
     #[derive(Default)]
     struct Rec(Arc<std::sync::Mutex<Vec<String>>>);
@@ -1427,6 +1535,110 @@ mod tests {
         fn rollback(self: Box<Self>) -> pharos_model::storage::Result<()> {
             Ok(())
         }
+    }
+
+    /// A store that defers checks as the tsdb does: series by labels, `(ref, t, v)` samples
+    /// kept per ref, out-of-order samples and samples of forgotten refs refused at commit.
+    #[derive(Default)]
+    struct Deferring(Arc<std::sync::Mutex<DeferringState>>);
+    #[derive(Default)]
+    struct DeferringState {
+        refs: HashMap<Labels, SeriesRef>,
+        samples: HashMap<SeriesRef, Vec<(i64, f64)>>,
+        forgotten: Vec<SeriesRef>,
+    }
+    struct DeferringApp(
+        Arc<std::sync::Mutex<DeferringState>>,
+        Vec<(SeriesRef, i64, f64)>,
+    );
+
+    impl Appendable for Deferring {
+        fn appender(&self) -> Box<dyn Appender> {
+            Box::new(DeferringApp(self.0.clone(), Vec::new()))
+        }
+    }
+
+    impl Appender for DeferringApp {
+        fn append(
+            &mut self,
+            _: Option<SeriesRef>,
+            l: &Labels,
+            t: i64,
+            v: f64,
+        ) -> pharos_model::storage::Result<SeriesRef> {
+            let mut g = self.0.lock().unwrap();
+            let n = SeriesRef(g.refs.len() as u64 + 100 * g.forgotten.len() as u64 + 1);
+            let r = *g.refs.entry(l.clone()).or_insert(n);
+            self.1.push((r, t, v));
+            Ok(r)
+        }
+        fn append_deferred(
+            &mut self,
+            r: SeriesRef,
+            t: i64,
+            v: f64,
+        ) -> pharos_model::storage::Result<Option<SeriesRef>> {
+            self.1.push((r, t, v));
+            Ok(Some(r))
+        }
+        fn commit(self: Box<Self>) -> pharos_model::storage::Result<()> {
+            self.commit_report().map(|_| ())
+        }
+        fn commit_report(self: Box<Self>) -> pharos_model::storage::Result<CommitReport> {
+            let mut g = self.0.lock().unwrap();
+            let mut report = CommitReport::default();
+            for (r, t, v) in self.1 {
+                if g.forgotten.contains(&r) {
+                    report.unknown.push((r, t, v));
+                    continue;
+                }
+                let series = g.samples.entry(r).or_default();
+                if series.last().is_some_and(|&(last, _)| t <= last) {
+                    report.out_of_order += 1;
+                    continue;
+                }
+                series.push((t, v));
+            }
+            Ok(report)
+        }
+        fn rollback(self: Box<Self>) -> pharos_model::storage::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn samples_refused_or_handed_back_at_commit() {
+        let store = Deferring::default();
+        let mut bt = BenchTarget::new(&[("job", "j")]);
+        let body = "a 1\nb 2\n";
+        assert_eq!(bt.scrape(&store, body.into(), 10), None);
+        let a = Labels::from_pairs(&[("__name__", "a"), ("job", "j")]);
+        let b = Labels::from_pairs(&[("__name__", "b"), ("job", "j")]);
+        let up = Labels::from_pairs(&[("__name__", "up"), ("job", "j")]);
+        let (ra, rup) = {
+            let g = store.0.lock().unwrap();
+            (g.refs[&a], g.refs[&up])
+        };
+        // The store drops series `a` and `up` (as head truncation or a deletion would): their
+        // next samples come back from the commit and go in again by labels, under new refs.
+        {
+            let mut g = store.0.lock().unwrap();
+            g.forgotten.extend([ra, rup]);
+            g.refs.remove(&a);
+            g.refs.remove(&up);
+        }
+        assert_eq!(bt.scrape(&store, body.into(), 20), None);
+        // An out-of-order scrape (the store refuses every sample of it) is counted.
+        assert_eq!(bt.scrape(&store, body.into(), 15), None);
+        let g = store.0.lock().unwrap();
+        let (na, nup) = (g.refs[&a], g.refs[&up]);
+        assert_ne!(na, ra);
+        assert_ne!(nup, rup);
+        assert_eq!(g.samples[&na], [(20, 1.0)]);
+        assert_eq!(g.samples[&g.refs[&b]], [(10, 2.0), (20, 2.0)]);
+        assert_eq!(g.samples[&nup], [(20, 1.0)]);
+        // Two body samples and the five synthetic ones.
+        assert_eq!(bt.counters.out_of_order.load(Ordering::Relaxed), 7);
     }
 
     /// What the full parser makes of `body` (no relabeling, timestamps honored).

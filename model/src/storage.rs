@@ -82,10 +82,63 @@ pub trait Appender: Send {
         let _ = (series_ref, t, v);
         Ok(None)
     }
+    /// Adds a sample for the series `series_ref` like [`Appender::append_by_ref`], but the
+    /// engine may leave finding the series and checking the sample against its newest one to
+    /// the commit: a sample refused then is counted in the [`CommitReport`] that
+    /// [`Appender::commit_report`] returns (and a sample of a series gone meanwhile is handed
+    /// back there, for the caller to append again with its labels). For callers that append
+    /// one sample per series and can take rejections late, as a scrape does; the default checks
+    /// now.
+    fn append_deferred(
+        &mut self,
+        series_ref: SeriesRef,
+        t: i64,
+        v: f64,
+    ) -> Result<Option<SeriesRef>> {
+        self.append_by_ref(series_ref, t, v)
+    }
     /// Makes the batch durable (per the engine's WAL policy) and visible to queries.
     fn commit(self: Box<Self>) -> Result<()>;
+    /// Commits like [`Appender::commit`] and reports the samples of
+    /// [`Appender::append_deferred`] refused at the commit.
+    fn commit_report(self: Box<Self>) -> Result<CommitReport> {
+        self.commit().map(|()| CommitReport::default())
+    }
     /// Discards the batch.
     fn rollback(self: Box<Self>) -> Result<()>;
+}
+
+/// What a commit refused of the samples appended with [`Appender::append_deferred`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitReport {
+    /// Older than the newest sample of their series.
+    pub out_of_order: u64,
+    /// At the newest sample's time with a different value.
+    pub duplicate: u64,
+    /// Too old for the writable time range.
+    pub out_of_bounds: u64,
+    /// Samples `(ref, t, v)` whose series the storage no longer has (removed since the ref was
+    /// handed out): not stored; append them again with the labels.
+    pub unknown: Vec<(SeriesRef, i64, f64)>,
+}
+
+impl CommitReport {
+    /// Counts a per-sample rejection; false (not counted) if `e` is not one.
+    pub fn count(&mut self, e: &Error) -> bool {
+        let c = match e {
+            Error::OutOfOrder => &mut self.out_of_order,
+            Error::DuplicateTimestamp => &mut self.duplicate,
+            Error::OutOfBounds => &mut self.out_of_bounds,
+            _ => return false,
+        };
+        *c += 1;
+        true
+    }
+
+    /// Samples refused: rejected or handed back.
+    pub fn refused(&self) -> u64 {
+        self.out_of_order + self.duplicate + self.out_of_bounds + self.unknown.len() as u64
+    }
 }
 
 /// Hints a querier may use to load less.

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pharos_model::storage::{
-    self, Appendable, Appender, Querier, Queryable, SelectHints, Series, SeriesSet,
+    self, Appendable, Appender, CommitReport, Querier, Queryable, SelectHints, Series, SeriesSet,
 };
 use pharos_model::{Labels, Matcher, Sample, SeriesRef};
 use tracing::{debug, error, info, warn};
@@ -18,7 +18,7 @@ use tracing::{debug, error, info, warn};
 use crate::block::{self, Block};
 use crate::files;
 pub(crate) use crate::head::lock;
-use crate::head::{Head, MemSeries};
+use crate::head::{Head, MemSeries, Refused};
 use crate::iter::{ChunksIterator, MergeIterator};
 use crate::symbols::IntMap;
 use crate::wal::{self, Record, RefSample, SegmentInfo, Wal};
@@ -896,7 +896,11 @@ impl Replay {
                         let r = aliases.get(&s.series).copied().unwrap_or(s.series);
                         (r, s.t, s.v)
                     }),
-                    |_| skipped += 1,
+                    |_, r| {
+                        if !matches!(r, Refused::Duplicate) {
+                            skipped += 1
+                        }
+                    },
                 );
                 self.samples += total - skipped;
                 self.skipped += skipped;
@@ -1105,6 +1109,117 @@ impl DbAppender {
         Ok(SeriesRef(r))
     }
 
+    /// Commits: new series into the WAL and the head, the samples into the head (which checks
+    /// each against its series' newest sample again: another appender may have added newer
+    /// ones, and deferred samples are checked only here), then the samples it took into the
+    /// WAL. Refusals are counted, and also in `report` if given, which gets the samples of
+    /// series gone meanwhile; without it those count as out of bounds.
+    ///
+    /// The head takes the samples before the WAL does so that the WAL holds only what the head
+    /// took (the WAL feeds remote write). The caller learns of neither before this returns: if
+    /// the WAL write fails, the samples are in the head, queryable and persisted with it, but a
+    /// crash before that loses them, and the commit fails.
+    fn finish(mut self, mut report: Option<&mut CommitReport>) -> storage::Result<()> {
+        self.flush_cur();
+        let inner = self.inner.clone();
+        let mut wal = lock(&inner.wal);
+        if inner.is_closed() {
+            return Err(storage::Error::Closed);
+        }
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+        // Another appender may have created some of our new series since we looked.
+        let mut remap = HashMap::new();
+        let mut created = Vec::new();
+        let mut candidates = std::mem::take(&mut self.new_series);
+        // Series removed by retention since they were appended to are created again (same ref).
+        for r in inner.head.missing(self.existing.keys().copied()) {
+            if let Some(s) = self.existing.get(&r) {
+                candidates.push((r, inner.head.labels(s)));
+            }
+        }
+        // Only series with accepted samples.
+        candidates.retain(|(r, _)| self.last.contains_key(r));
+        for (r, labels) in candidates {
+            match inner.head.series_by_labels(&labels) {
+                Some(s) => {
+                    remap.insert(r, s.id);
+                }
+                None => created.push((r, labels)),
+            }
+        }
+        if !remap.is_empty() {
+            for s in &mut self.samples {
+                if let Some(&n) = remap.get(&s.series) {
+                    s.series = n;
+                }
+            }
+        }
+        let mut buf = Vec::with_capacity(20 * self.samples.len() + 32);
+        if !created.is_empty() {
+            // In the WAL before any sample of theirs.
+            wal::encode_series(&mut buf, created.iter().map(|(r, l)| (*r, l)));
+            wal.log(&buf, i64::MIN)?;
+            buf.clear();
+            for (r, labels) in created {
+                inner.head.get_or_create(r, labels);
+            }
+        }
+        let counters = &inner.counters;
+        let mut refused = Vec::new();
+        let samples = &self.samples;
+        inner
+            .head
+            .append_batch(samples.iter().map(|s| (s.series, s.t, s.v)), |i, why| {
+                refused.push(i);
+                match why {
+                    Refused::Duplicate => {}
+                    Refused::Unknown => match report.as_deref_mut() {
+                        Some(rep) => {
+                            if let Some(s) = samples.get(i) {
+                                rep.unknown.push((SeriesRef(s.series), s.t, s.v));
+                            }
+                        }
+                        None => counters.count(&storage::Error::OutOfBounds),
+                    },
+                    Refused::Rejected(e) => {
+                        debug!(error = %e, "sample rejected at commit");
+                        counters.count(&e);
+                        if let Some(rep) = report.as_deref_mut() {
+                            rep.count(&e);
+                        }
+                    }
+                }
+            });
+        if !refused.is_empty() {
+            let mut i = 0;
+            let mut next = refused.iter().copied().peekable();
+            self.samples.retain(|_| {
+                let keep = next.peek() != Some(&i);
+                if !keep {
+                    next.next();
+                }
+                i += 1;
+                keep
+            });
+        }
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+        wal::encode_samples(&mut buf, &self.samples);
+        let max_t = self.samples.iter().map(|s| s.t).max().unwrap_or(i64::MIN);
+        wal.log(&buf, max_t)?;
+        let synced = if inner.opts.fsync_interval.is_zero() {
+            wal.sync()
+        } else {
+            Ok(())
+        };
+        drop(wal);
+        inner.request_cut_if_due();
+        synced.map_err(Into::into)
+    }
+
     /// The series' ref and its newest sample, in this batch or else in the head (`None` if new).
     fn resolve(
         &mut self,
@@ -1199,69 +1314,38 @@ impl Appender for DbAppender {
             .map(Some)
     }
 
-    fn commit(mut self: Box<Self>) -> storage::Result<()> {
-        self.flush_cur();
-        let inner = self.inner.clone();
-        let mut wal = lock(&inner.wal);
+    fn append_deferred(
+        &mut self,
+        series_ref: SeriesRef,
+        t: i64,
+        v: f64,
+    ) -> storage::Result<Option<SeriesRef>> {
+        let inner = &self.inner;
         if inner.is_closed() {
             return Err(storage::Error::Closed);
         }
-        if self.samples.is_empty() {
-            return Ok(());
+        if t < inner.head.min_valid_t() {
+            inner.counters.count(&storage::Error::OutOfBounds);
+            return Err(storage::Error::OutOfBounds);
         }
-        // Another appender may have created some of our new series since we looked.
-        let mut remap = HashMap::new();
-        let mut created = Vec::new();
-        let mut candidates = std::mem::take(&mut self.new_series);
-        // Series removed by retention since they were appended to are created again (same ref).
-        for r in inner.head.missing(self.existing.keys().copied()) {
-            if let Some(s) = self.existing.get(&r) {
-                candidates.push((r, inner.head.labels(s)));
-            }
-        }
-        // Only series with accepted samples.
-        candidates.retain(|(r, _)| self.last.contains_key(r));
-        for (r, labels) in candidates {
-            match inner.head.series_by_labels(&labels) {
-                Some(s) => {
-                    remap.insert(r, s.id);
-                }
-                None => created.push((r, labels)),
-            }
-        }
-        if !remap.is_empty() {
-            for s in &mut self.samples {
-                if let Some(&n) = remap.get(&s.series) {
-                    s.series = n;
-                }
-            }
-        }
-        let mut buf = Vec::with_capacity(64 * created.len() + 20 * self.samples.len() + 32);
-        if !created.is_empty() {
-            wal::encode_series(&mut buf, created.iter().map(|(r, l)| (*r, l)));
-        }
-        wal::encode_samples(&mut buf, &self.samples);
-        let max_t = self.samples.iter().map(|s| s.t).max().unwrap_or(i64::MIN);
-        wal.log(&buf, max_t)?;
-        // The records are in the WAL: apply them even if fsync fails, as replay would.
-        let synced = if inner.opts.fsync_interval.is_zero() {
-            wal.sync()
-        } else {
-            Ok(())
-        };
-        for (r, labels) in created {
-            inner.head.get_or_create(r, labels);
-        }
-        let counters = &inner.counters;
-        inner
-            .head
-            .append_batch(self.samples.iter().map(|s| (s.series, s.t, s.v)), |e| {
-                debug!(error = %e, "sample rejected at commit");
-                counters.count(&e);
-            });
-        drop(wal);
-        inner.request_cut_if_due();
-        synced.map_err(Into::into)
+        // Not looked up now: the commit finds the series and checks the sample under the lock
+        // it takes to append anyway, and hands the sample back if the series is gone.
+        self.samples.push(RefSample {
+            series: series_ref.0,
+            t,
+            v,
+        });
+        Ok(Some(series_ref))
+    }
+
+    fn commit(self: Box<Self>) -> storage::Result<()> {
+        (*self).finish(None)
+    }
+
+    fn commit_report(self: Box<Self>) -> storage::Result<CommitReport> {
+        let mut report = CommitReport::default();
+        (*self).finish(Some(&mut report))?;
+        Ok(report)
     }
 
     fn rollback(self: Box<Self>) -> storage::Result<()> {

@@ -28,6 +28,8 @@ use crate::chunk::{Encoder, SAMPLES_PER_CHUNK};
 use crate::iter::{ChunkBytes, ChunkRef, ChunksIterator};
 use crate::symbols::{IntMap, RefTable, Symbols};
 
+use crate::prefetch::prefetch_value;
+
 /// Locks a mutex; a panic elsewhere while holding it leaves data that is still consistent for
 /// our purposes (every mutation completes before any fallible step), so poisoning is ignored.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -297,6 +299,14 @@ impl SeriesData {
         out.last().copied()
     }
 
+    /// Prefetches the open chunk's header.
+    #[inline]
+    fn prefetch_open(&self) {
+        if let Some(o) = self.open.as_deref() {
+            prefetch_value(o);
+        }
+    }
+
     /// The open chunk if it holds samples.
     fn open(&self) -> Option<&Encoder> {
         self.open
@@ -482,6 +492,17 @@ pub(crate) struct MemSeries {
     /// small: most take one to three bytes instead of four).
     syms: Box<[u8]>,
     data: Mutex<SeriesData>,
+}
+
+/// Why [`Head::append_batch`] did not add a sample.
+#[derive(Debug)]
+pub enum Refused {
+    /// The series is not in the head (removed since its ref was handed out).
+    Unknown,
+    /// An exact duplicate of the series' newest sample: dropped without a word.
+    Duplicate,
+    /// Out of order, a different value at the newest sample's time, or too old.
+    Rejected(storage::Error),
 }
 
 impl MemSeries {
@@ -1051,50 +1072,82 @@ impl Head {
         s
     }
 
-    /// Appends `(ref, t, v)` samples under one read lock of the index; `rejected` sees every
-    /// sample refused (unknown refs as `OutOfBounds`: their series was removed meanwhile).
+    /// Appends `(ref, t, v)` samples under one read lock of the index; `refused` sees the
+    /// position in `samples` of every sample not added, and why.
     pub fn append_batch(
         &self,
         samples: impl IntoIterator<Item = (u64, i64, f64)>,
-        mut rejected: impl FnMut(storage::Error),
+        mut refused: impl FnMut(usize, Refused),
     ) {
+        /// Samples looked up, and their memory prefetched, ahead of appending.
+        const WINDOW: usize = 32;
         let idx = read(&self.index);
         let min_valid_t = self.min_valid_t.load(Ordering::Relaxed);
         let mut n = 0usize;
-        // Batches hold runs of samples of one series (remote write sends each series' samples
-        // together): look the series up and lock it once per run, update the counters once.
         let (mut added, mut min_t, mut max_t) = (0u64, i64::MAX, i64::MIN);
-        let mut cur: Option<(u64, std::sync::MutexGuard<'_, SeriesData>)> = None;
-        for (r, t, v) in samples {
-            n += 1;
-            if cur.as_ref().is_none_or(|(cr, _)| *cr != r) {
-                cur = None;
-                match idx.by_ref.get(&r) {
-                    Some(s) => cur = Some((r, lock(&s.data))),
-                    None => {
-                        rejected(storage::Error::OutOfBounds);
-                        continue;
+        let mut samples = samples.into_iter();
+        let mut window: Vec<(u64, i64, f64, Option<&Arc<MemSeries>>)> = Vec::with_capacity(WINDOW);
+        loop {
+            window.clear();
+            window.extend(
+                samples
+                    .by_ref()
+                    .take(WINDOW)
+                    .map(|(r, t, v)| (r, t, v, idx.by_ref.get(&r))),
+            );
+            if window.is_empty() {
+                break;
+            }
+            // A scrape's samples each touch another series, in memory nothing else touched
+            // lately: waiting for each series and then its open chunk in turn was most of the
+            // time an append took. Ask for all of the window's at once, level by level (a lock
+            // of a series whose line is already on its way is cheap). Prefetching the chunks'
+            // ends too, a third pass, measured no faster.
+            for (_, _, _, s) in &window {
+                if let Some(s) = s {
+                    prefetch_value(&s.data);
+                }
+            }
+            for (_, _, _, s) in &window {
+                if let Some(s) = s {
+                    lock(&s.data).prefetch_open();
+                }
+            }
+            // Batches hold runs of samples of one series (remote write sends each series'
+            // samples together): lock the series once per run.
+            let mut cur: Option<(u64, std::sync::MutexGuard<'_, SeriesData>)> = None;
+            for &(r, t, v, s) in &window {
+                let i = n;
+                n += 1;
+                if cur.as_ref().is_none_or(|(cr, _)| *cr != r) {
+                    cur = None;
+                    match s {
+                        Some(s) => cur = Some((r, lock(&s.data))),
+                        None => {
+                            refused(i, Refused::Unknown);
+                            continue;
+                        }
                     }
                 }
-            }
-            let Some((_, data)) = cur.as_mut() else {
-                continue;
-            };
-            if t < min_valid_t {
-                rejected(storage::Error::OutOfBounds);
-                continue;
-            }
-            match data.append(t, v) {
-                Ok(true) => {
-                    added += 1;
-                    min_t = min_t.min(t);
-                    max_t = max_t.max(t);
+                let Some((_, data)) = cur.as_mut() else {
+                    continue;
+                };
+                if t < min_valid_t {
+                    refused(i, Refused::Rejected(storage::Error::OutOfBounds));
+                    continue;
                 }
-                Ok(false) => {}
-                Err(e) => rejected(e),
+                match data.append(t, v) {
+                    Ok(true) => {
+                        added += 1;
+                        min_t = min_t.min(t);
+                        max_t = max_t.max(t);
+                    }
+                    Ok(false) => refused(i, Refused::Duplicate),
+                    Err(e) => refused(i, Refused::Rejected(e)),
+                }
             }
         }
-        drop(cur);
+        drop(window);
         drop(idx);
         self.batch_hint.store(n.min(2048), Ordering::Relaxed);
         if added > 0 {
@@ -1504,7 +1557,7 @@ mod tests {
         let b = ls(&[("__name__", "cpu"), ("pod", "web-2")]);
         let sa = head.get_or_create(head.alloc_ref(), a.clone());
         let sb = head.get_or_create(head.alloc_ref(), b.clone());
-        head.append_batch([(sb.id, 10, 1.0)], |e| panic!("{e}"));
+        head.append_batch([(sb.id, 10, 1.0)], |i, r| panic!("{i}: {r:?}"));
         // `sa` has no samples: removed, but still held here, so its labels stay readable.
         assert_eq!(head.remove_empty(&[sa.id, sb.id]), 1);
         assert!(head.series(sa.id).is_none());
@@ -1582,8 +1635,12 @@ mod tests {
         let b = ls(&[("__name__", "cpu"), ("pod", "web-2")]);
         let sa = head.get_or_create(head.alloc_ref(), a.clone());
         let sb = head.get_or_create(head.alloc_ref(), b.clone());
-        head.append_batch((0..300).map(|t| (sa.id, t, t as f64)), |e| panic!("{e}"));
-        head.append_batch((0..50).map(|t| (sb.id, t, 1.0)), |e| panic!("{e}"));
+        head.append_batch((0..300).map(|t| (sa.id, t, t as f64)), |i, r| {
+            panic!("{i}: {r:?}")
+        });
+        head.append_batch((0..50).map(|t| (sb.id, t, 1.0)), |i, r| {
+            panic!("{i}: {r:?}")
+        });
         let d = lock(&sa.data);
         assert_eq!(
             (d.closed.len(), d.open().map(Encoder::count)),
@@ -1593,7 +1650,9 @@ mod tests {
         assert_eq!(head.labels(&sa), a);
         // A querier's iterator keeps the chunks it was given across later cuts.
         let mut it = sa.iter(0, 500).unwrap();
-        head.append_batch((300..400).map(|t| (sa.id, t, t as f64)), |e| panic!("{e}"));
+        head.append_batch((300..400).map(|t| (sa.id, t, t as f64)), |i, r| {
+            panic!("{i}: {r:?}")
+        });
         let mut n = 0;
         while let Some(s) = storage::SampleIterator::next(&mut it) {
             assert_eq!(s, Sample { t: n, v: n as f64 });
@@ -1680,8 +1739,8 @@ mod tests {
             (crate::chunk::encode_best(s, &mut out), out)
         };
         // b already holds samples 0..10 in an open chunk.
-        head.append_batch(samples(0, 10).iter().map(|s| (2, s.t, s.v)), |e| {
-            panic!("{e}")
+        head.append_batch(samples(0, 10).iter().map(|s| (2, s.t, s.v)), |i, r| {
+            panic!("{i}: {r:?}")
         });
         let (e1, c1) = enc(&samples(0, 1440));
         let (e2, c2) = enc(&samples(1440, 300));
@@ -1719,7 +1778,7 @@ mod tests {
         let mut rejected = Vec::new();
         head.append_batch(
             [(1, 1739 * 15_000 - 1, 1.0), (1, 1740 * 15_000, 2.0)],
-            |e| rejected.push(e.to_string()),
+            |i, r| rejected.push((i, format!("{r:?}"))),
         );
         assert_eq!(rejected.len(), 1, "{rejected:?}");
         assert_eq!(

@@ -28,7 +28,7 @@
 //!
 //! Samples older than 1.5 block ranges (default 2 h) are cut from the head into immutable
 //! [`block`]s: chunk and index files memory-mapped read-only (`unsafe` lives only in the private
-//! `mmap` module), merged by compaction and deleted by retention (time and size). Queries merge
+//! `mmap` module and a cache prefetch hint), merged by compaction and deleted by retention (time and size). Queries merge
 //! blocks and head. Damaged blocks are moved to `quarantine/` at open, the rest is served.
 
 mod bitpack;
@@ -40,6 +40,7 @@ pub mod files;
 mod head;
 mod iter;
 mod mmap;
+mod prefetch;
 mod symbols;
 mod varint;
 pub mod wal;

@@ -311,18 +311,16 @@ fn dense_run(b: &mut Vec<u8>, prev: RefSample, run: &[RefSample]) -> RefSample {
                 let p = POW10[k];
                 let mut prev_n = scaled(prev.v, k);
                 for (i, s) in run.iter().enumerate() {
-                    let x = (s.v * p).round();
-                    if !(x.abs() <= MAX_SCALED
-                        && ((x as i64) as f64 / p).to_bits() == s.v.to_bits())
-                    {
+                    let Some(n) = round_scaled(s.v * p)
+                        .filter(|&n| (n as f64 / p).to_bits() == s.v.to_bits())
+                    else {
                         scale = min_decimal_scale(s.v, k + 1);
                         continue 'modes;
-                    }
+                    };
                     let d = s.t.wrapping_sub(prev_t);
                     w = put_varint_at(out, w, if i == 0 { d } else { d.wrapping_sub(delta) });
                     delta = d;
                     prev_t = s.t;
-                    let n = x as i64;
                     w = put_varint_at(out, w, n.wrapping_sub(prev_n));
                     prev_n = n;
                 }
@@ -376,10 +374,16 @@ fn scaled(v: f64, k: usize) -> i64 {
     (v * POW10[k]).round() as i64
 }
 
+/// `x` rounded to an integer (half away from zero, up to an ulp at halves: callers check the
+/// result), if within [`MAX_SCALED`]. Not `f64::round`, a libm call without SSE4.1.
+#[inline]
+fn round_scaled(x: f64) -> Option<i64> {
+    (x.abs() <= MAX_SCALED).then(|| (x + 0.5f64.copysign(x)) as i64)
+}
+
 /// Whether `v` comes back bit-exactly from its scaled integer at `k` digits.
 fn is_decimal(v: f64, k: usize) -> bool {
-    let n = (v * POW10[k]).round();
-    n.abs() <= MAX_SCALED && ((n as i64) as f64 / POW10[k]).to_bits() == v.to_bits()
+    round_scaled(v * POW10[k]).is_some_and(|n| (n as f64 / POW10[k]).to_bits() == v.to_bits())
 }
 
 /// The fewest fraction digits, from `from` to 9, at which `v` is an exact decimal.

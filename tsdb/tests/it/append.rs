@@ -319,3 +319,74 @@ fn append_by_ref_without_labels() {
     app.commit().unwrap();
     assert_eq!(query_all(&db)[0].1.len(), 4);
 }
+
+#[test]
+fn deferred_appends_are_checked_at_commit_and_only_accepted_ones_reach_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let x = labels(&[("__name__", "x")]);
+    let mut app = db.appender();
+    let r = app.append(None, &x, 100, 1.0).unwrap();
+    app.commit().unwrap();
+
+    let gone = SeriesRef(r.0 + 1000);
+    let mut app = db.appender();
+    for (sref, t, v) in [
+        (r, 50, 1.0),     // out of order
+        (r, 100, 1.0),    // the newest sample again: dropped without a word
+        (gone, 200, 5.0), // unknown: handed back
+        (r, 200, 2.0),
+        (r, 200, 3.0), // another value at the newest time
+        (r, 300, 3.0),
+    ] {
+        assert_eq!(app.append_deferred(sref, t, v).unwrap(), Some(sref));
+    }
+    let report = app.commit_report().unwrap();
+    assert_eq!(
+        report,
+        storage::CommitReport {
+            out_of_order: 1,
+            duplicate: 1,
+            out_of_bounds: 0,
+            unknown: vec![(gone, 200, 5.0)],
+        }
+    );
+    assert_eq!(report.refused(), 3);
+    let want = vec![
+        (100, 1f64.to_bits()),
+        (200, 2f64.to_bits()),
+        (300, 3f64.to_bits()),
+    ];
+    assert_eq!(query_all(&db)[0].1, want);
+    let s = db.stats();
+    assert_eq!((s.out_of_order_total, s.duplicate_total), (1, 1));
+
+    // The WAL holds the accepted samples only (it feeds remote write).
+    let mut logged = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("wal")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let data = std::fs::read(&path).unwrap();
+            pharos_tsdb::wal::read_records(&data, |rec| {
+                if let pharos_tsdb::wal::Record::Samples(s) = rec {
+                    logged.extend(s.iter().map(|s| (s.series, s.t, s.v.to_bits())));
+                }
+            });
+        }
+    }
+    logged.sort();
+    let accepted: Vec<(u64, i64, u64)> = want.iter().map(|&(t, v)| (r.0, t, v)).collect();
+    assert_eq!(logged, accepted);
+
+    // A plain commit counts a sample of an unknown series as out of bounds.
+    let mut app = db.appender();
+    app.append_deferred(gone, 400, 1.0).unwrap();
+    app.commit().unwrap();
+    assert_eq!(db.stats().out_of_bounds_total, 1);
+
+    // And a restart replays what the head took.
+    db.close().unwrap();
+    drop(db);
+    let db = open(dir.path());
+    assert_eq!(query_all(&db)[0].1, want);
+}
