@@ -187,6 +187,16 @@ pub struct Encoder {
     trailing: u32,
 }
 
+impl Encoder {
+    /// Where the next bits go (for a prefetch).
+    pub(crate) fn tail(&self) -> *const u8 {
+        self.w
+            .buf
+            .as_ptr()
+            .wrapping_add(self.w.buf.len().saturating_sub(1))
+    }
+}
+
 impl Default for Encoder {
     fn default() -> Self {
         Self::new()

@@ -16,11 +16,16 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Prefetches every cache line of `*p` (the first and the last: values here are under two
-/// lines).
+/// Prefetches every cache line of `*p`.
 #[inline(always)]
 pub(crate) fn prefetch_value<T>(p: &T) {
     let first: *const u8 = std::ptr::from_ref(p).cast();
-    prefetch(first);
-    prefetch(first.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
+    let size = std::mem::size_of::<T>();
+    let mut at = 0;
+    while at < size {
+        prefetch(first.wrapping_add(at));
+        at += 64;
+    }
+    // The last line, if `*p` starts late in its first one.
+    prefetch(first.wrapping_add(size.saturating_sub(1)));
 }
