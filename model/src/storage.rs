@@ -99,8 +99,7 @@ pub trait Appender: Send {
     }
     /// Makes the batch durable (per the engine's WAL policy) and visible to queries.
     fn commit(self: Box<Self>) -> Result<()>;
-    /// Commits like [`Appender::commit`] and reports the samples of
-    /// [`Appender::append_deferred`] refused at the commit.
+    /// Commits like [`Appender::commit`] and reports the samples refused at the commit.
     fn commit_report(self: Box<Self>) -> Result<CommitReport> {
         self.commit().map(|()| CommitReport::default())
     }
@@ -108,7 +107,8 @@ pub trait Appender: Send {
     fn rollback(self: Box<Self>) -> Result<()>;
 }
 
-/// What a commit refused of the samples appended with [`Appender::append_deferred`].
+/// The samples a commit refused: those of [`Appender::append_deferred`], checked only then, and
+/// any other that a concurrent append made out of order meanwhile.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CommitReport {
     /// Older than the newest sample of their series.

@@ -68,19 +68,15 @@ impl BitWriter {
         self.write_bits(u64::from(bit), 1);
     }
 
-    /// Writes the low `n` (<= 64) bits of `value`.
-    fn write_bits(&mut self, value: u64, mut n: u32) {
-        while n > 0 {
-            if self.free == 0 {
-                if self.buf.len() == self.buf.capacity() {
-                    // Small steps instead of doubling: head chunks stay open for long, and
-                    // doubling would leave a third of their memory unused on average.
-                    let len = self.buf.len();
-                    self.buf.reserve_exact((len / 4).max(32));
-                }
-                self.buf.push(0);
-                self.free = 8;
-            }
+    /// Writes the low `n` (<= 64) bits of `value`: what fits into the last byte's free bits,
+    /// then the rest as whole bytes at once.
+    #[inline(always)]
+    fn write_bits(&mut self, value: u64, n: u32) {
+        if n == 0 || n > 64 {
+            return;
+        }
+        let mut n = n;
+        if self.free > 0 {
             let take = n.min(self.free);
             let bits = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
             if let Some(last) = self.buf.last_mut() {
@@ -88,7 +84,28 @@ impl BitWriter {
             }
             self.free -= take;
             n -= take;
+            if n == 0 {
+                return;
+            }
         }
+        // The low `n` bits (1..=64), moved to the top of the word, high byte first.
+        let rest = if n == 64 {
+            value
+        } else {
+            value & ((1u64 << n) - 1)
+        };
+        let bytes = (rest << (64 - n)).to_be_bytes();
+        let len = n.div_ceil(8) as usize;
+        let end = self.buf.len() + len;
+        if self.buf.capacity() - self.buf.len() < bytes.len() {
+            // Small steps instead of doubling: head chunks stay open for long, and doubling
+            // would leave a third of their memory unused on average.
+            self.buf.reserve_exact((self.buf.len() / 4).max(32));
+        }
+        // All eight bytes (one store, no copy loop), then cut to the ones written.
+        self.buf.extend_from_slice(&bytes);
+        self.buf.truncate(end);
+        self.free = (len * 8) as u32 - n;
     }
 }
 
@@ -1153,6 +1170,30 @@ mod tests {
         fn below(&mut self, n: u64) -> u64 {
             self.next() % n
         }
+    }
+
+    #[test]
+    fn bit_writer_writes_what_a_bit_at_a_time_writer_does() {
+        let mut rng = Rng(7);
+        let mut w = BitWriter {
+            buf: Vec::new(),
+            free: 0,
+        };
+        let mut bits: Vec<bool> = Vec::new();
+        for _ in 0..20_000 {
+            let n = rng.below(65) as u32;
+            let v = rng.next();
+            w.write_bits(v, n);
+            bits.extend((0..n).rev().map(|i| (v >> i) & 1 == 1));
+        }
+        let mut want = vec![0u8; bits.len().div_ceil(8)];
+        for (i, &b) in bits.iter().enumerate() {
+            if b {
+                want[i / 8] |= 0x80 >> (i % 8);
+            }
+        }
+        assert_eq!(w.buf, want);
+        assert_eq!(w.free as usize, want.len() * 8 - bits.len());
     }
 
     #[track_caller]

@@ -1157,7 +1157,8 @@ impl DbAppender {
             }
         }
         let mut buf = Vec::with_capacity(20 * self.samples.len() + 32);
-        if !created.is_empty() {
+        let logged_series = !created.is_empty();
+        if logged_series {
             // In the WAL before any sample of theirs.
             wal::encode_series(&mut buf, created.iter().map(|(r, l)| (*r, l)));
             wal.log(&buf, i64::MIN)?;
@@ -1204,12 +1205,13 @@ impl DbAppender {
                 keep
             });
         }
-        if self.samples.is_empty() {
+        if !self.samples.is_empty() {
+            wal::encode_samples(&mut buf, &self.samples);
+            let max_t = self.samples.iter().map(|s| s.t).max().unwrap_or(i64::MIN);
+            wal.log(&buf, max_t)?;
+        } else if !logged_series {
             return Ok(());
         }
-        wal::encode_samples(&mut buf, &self.samples);
-        let max_t = self.samples.iter().map(|s| s.t).max().unwrap_or(i64::MIN);
-        wal.log(&buf, max_t)?;
         let synced = if inner.opts.fsync_interval.is_zero() {
             wal.sync()
         } else {

@@ -1095,36 +1095,42 @@ impl Head {
         let (mut added, mut min_t, mut max_t) = (0u64, i64::MAX, i64::MIN);
         let mut samples = samples.into_iter();
         let mut window: Vec<(u64, i64, f64, Option<&Arc<MemSeries>>)> = Vec::with_capacity(WINDOW);
+        // The series of the previous sample: the next ones of a run need no lookup.
+        let mut prev: Option<(u64, Option<&Arc<MemSeries>>)> = None;
         loop {
             window.clear();
-            window.extend(
-                samples
-                    .by_ref()
-                    .take(WINDOW)
-                    .map(|(r, t, v)| (r, t, v, idx.by_ref.get(&r))),
-            );
+            window.extend(samples.by_ref().take(WINDOW).map(|(r, t, v)| {
+                let s = match prev {
+                    Some((pr, s)) if pr == r => s,
+                    _ => idx.by_ref.get(&r),
+                };
+                prev = Some((r, s));
+                (r, t, v, s)
+            }));
             if window.is_empty() {
                 break;
             }
+            // Each series once (runs of one series are common in remote write).
+            let firsts = || {
+                window
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, w)| i == 0 || window.get(i - 1).is_none_or(|p| p.0 != w.0))
+                    .filter_map(|(_, w)| w.3)
+            };
             // A scrape's samples each touch another series, in memory nothing else touched
             // lately: waiting for each series and then its open chunk in turn was most of the
             // time an append took. Ask for all of the window's at once, level by level (a lock
             // of a series whose line is already on its way is cheap), and then the end of the
             // open chunk, where the sample goes.
-            for (_, _, _, s) in &window {
-                if let Some(s) = s {
-                    prefetch_value(&s.data);
-                }
+            for s in firsts() {
+                prefetch_value(&s.data);
             }
-            for (_, _, _, s) in &window {
-                if let Some(s) = s {
-                    lock(&s.data).prefetch_open();
-                }
+            for s in firsts() {
+                lock(&s.data).prefetch_open();
             }
-            for (_, _, _, s) in &window {
-                if let Some(s) = s {
-                    lock(&s.data).prefetch_tail();
-                }
+            for s in firsts() {
+                lock(&s.data).prefetch_tail();
             }
             // Batches hold runs of samples of one series (remote write sends each series'
             // samples together): lock the series once per run.
