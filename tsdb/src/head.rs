@@ -26,9 +26,8 @@ use pharos_model::{Label, Labels, MatchOp, Matcher, Sample};
 use crate::chunk::Encoding;
 use crate::chunk::{Encoder, SAMPLES_PER_CHUNK};
 use crate::iter::{ChunkBytes, ChunkRef, ChunksIterator};
-use crate::symbols::{IntMap, RefTable, Symbols};
-
 use crate::prefetch::{prefetch, prefetch_value};
+use crate::symbols::{IntMap, RefTable, Symbols};
 
 /// Locks a mutex; a panic elsewhere while holding it leaves data that is still consistent for
 /// our purposes (every mutation completes before any fallible step), so poisoning is ignored.
@@ -299,7 +298,7 @@ impl SeriesData {
         out.last().copied()
     }
 
-    /// Prefetches the open chunk's header.
+    /// Prefetches the open chunk's state (every cache line of it, not its bytes).
     #[inline]
     fn prefetch_open(&self) {
         if let Some(o) = self.open.as_deref() {
