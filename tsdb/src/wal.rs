@@ -574,26 +574,18 @@ fn decode_payload(typ: RecordType, payload: &[u8]) -> std::result::Result<Record
         }
         RecordType::Truncation => Record::Truncation(p.varint("min time")?),
         RecordType::Chunks => {
-            let n = p.count("chunk count")?;
-            let mut out: Vec<RefSample> = Vec::new();
+            // Checked (counts, limits, trailing bytes) by `split_chunks`, then decoded.
+            let chunks = split_chunks(payload)?;
+            p.0 = &[];
+            let total = chunks.iter().map(|c| c.count).sum::<u64>();
+            let mut out: Vec<RefSample> = Vec::with_capacity(total as usize);
             let mut buf = Vec::new();
-            for _ in 0..n {
-                let series = p.uvarint("series ref")?;
-                let enc = p.bytes(1, "chunk encoding")?[0];
-                let enc = crate::chunk::Encoding::try_from(enc).map_err(|e| e.to_string())?;
-                let len = p.count("chunk length")?;
-                let data = p.bytes(len, "chunk")?;
-                let count = crate::chunk::count(enc, data).map_err(|e| e.to_string())?;
-                if (out.len() as u64).saturating_add(count) > 2 * CHUNKS_RECORD_MAX_SAMPLES {
-                    return Err(format!(
-                        "chunks record holds more than {} samples",
-                        2 * CHUNKS_RECORD_MAX_SAMPLES
-                    ));
-                }
+            for c in chunks {
                 buf.clear();
-                crate::chunk::decode_into(enc, data, &mut buf).map_err(|e| e.to_string())?;
+                crate::chunk::decode_into(c.encoding, c.bytes, &mut buf)
+                    .map_err(|e| e.to_string())?;
                 out.extend(buf.iter().map(|s| RefSample {
-                    series,
+                    series: c.series,
                     t: s.t,
                     v: s.v,
                 }));
