@@ -335,12 +335,12 @@ impl Sink<'_> {
                             post_relabel: stats.post_relabel,
                             added: stats.added,
                         };
-                        self.append_report(cache, app.as_mut(), t, report);
+                        let deferred = self.append_report(cache, app.as_mut(), t, report, true);
                         match app.commit_report() {
                             Ok(report) => {
                                 self.count_report(&report);
                                 self.counters.samples_appended.fetch_add(
-                                    stats.appended.saturating_sub(report.refused()),
+                                    (stats.appended + deferred).saturating_sub(report.refused()),
                                     Ordering::Relaxed,
                                 );
                                 if !report.unknown.is_empty() {
@@ -377,7 +377,7 @@ impl Sink<'_> {
             duration,
             ..Report::default()
         };
-        self.append_report(cache, app.as_mut(), t, report);
+        self.append_report(cache, app.as_mut(), t, report, false);
         if let Err(e) = app.commit() {
             tracing::warn!("commit of a failed scrape's report: {e}");
             cache.report_refs = [None; 5];
@@ -822,7 +822,17 @@ impl Sink<'_> {
         }
     }
 
-    fn append_report(&self, cache: &mut Cache, app: &mut dyn Appender, t: i64, r: Report) {
+    /// Appends the synthetic series. With `defer` (a commit with a report follows), the samples
+    /// of series with a ref are checked at the commit, like the body's; returns how many, for
+    /// the caller to count once the report is in.
+    fn append_report(
+        &self,
+        cache: &mut Cache,
+        app: &mut dyn Appender,
+        t: i64,
+        r: Report,
+        defer: bool,
+    ) -> u64 {
         let values = [
             if r.up { 1.0 } else { 0.0 },
             r.duration,
@@ -830,16 +840,29 @@ impl Sink<'_> {
             r.post_relabel as f64,
             r.added as f64,
         ];
+        let mut deferred = 0;
         for (i, v) in values.into_iter().enumerate() {
-            self.add(
-                app,
-                &mut cache.report_refs[i],
-                &cache.report_labels[i],
-                t,
-                v,
-            );
+            let sref = &mut cache.report_refs[i];
+            if let Some(r) = sref.filter(|_| defer) {
+                match app.append_deferred(r, t, v) {
+                    Ok(Some(_)) => {
+                        deferred += 1;
+                        continue;
+                    }
+                    // Unknown to storage now: by labels below.
+                    Ok(None) => {}
+                    Err(e) => {
+                        if !self.count_rejection(&e) {
+                            tracing::warn!(series = %cache.report_labels[i], "append: {e}");
+                        }
+                        continue;
+                    }
+                }
+            }
+            self.add(app, sref, &cache.report_labels[i], t, v);
         }
         cache.reported = true;
+        deferred
     }
 
     /// Appends one sample outside the body (reports, staleness); rejections are counted.

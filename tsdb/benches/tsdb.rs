@@ -197,6 +197,35 @@ fn head_append(c: &mut Criterion) {
             app.commit().unwrap();
         })
     });
+    // A scrape's commit: 500 samples of cached series, appended by ref and checked at the
+    // commit, one target after another over 100 targets (50k series: each commit finds its
+    // series out of the caches, as a 1 s scrape interval does).
+    const TARGETS: usize = 100;
+    const PER_TARGET: usize = 500;
+    let ls = series_labels(TARGETS * PER_TARGET);
+    t += 1_000;
+    let mut app = db.appender();
+    let scraped: Vec<SeriesRef> = ls
+        .iter()
+        .map(|l| app.append(None, l, t, 0.0).unwrap())
+        .collect();
+    app.commit().unwrap();
+    let mut k = 0usize;
+    g.throughput(Throughput::Elements(PER_TARGET as u64));
+    g.bench_function("scrape_commit_500_of_50k_series", |b| {
+        b.iter(|| {
+            k = (k + 1) % TARGETS;
+            if k == 0 {
+                t += 1_000;
+            }
+            let mut app = db.appender();
+            for (j, &r) in scraped[k * PER_TARGET..][..PER_TARGET].iter().enumerate() {
+                app.append_deferred(r, t, (t / 1000 + j as i64) as f64)
+                    .unwrap();
+            }
+            app.commit_report().unwrap()
+        })
+    });
     g.finish();
 }
 

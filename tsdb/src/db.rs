@@ -1054,8 +1054,10 @@ impl Appendable for Db {
             samples: Vec::with_capacity(n),
             new_series: Vec::new(),
             new_by_labels: HashMap::new(),
-            existing: IntMap::with_capacity_and_hasher(n, Default::default()),
-            last: IntMap::with_capacity_and_hasher(n, Default::default()),
+            // Sized by the first append that checks at once (`reserve_maps`): a scrape's
+            // deferred samples never use them.
+            existing: IntMap::default(),
+            last: IntMap::default(),
             cur: None,
         })
     }
@@ -1078,6 +1080,15 @@ struct DbAppender {
 }
 
 impl DbAppender {
+    /// Sizes `existing` and `last` for a batch like the previous one, once.
+    fn reserve_maps(&mut self) {
+        if self.last.capacity() == 0 {
+            let n = self.samples.capacity();
+            self.last.reserve(n);
+            self.existing.reserve(n);
+        }
+    }
+
     /// Writes the fast path's newest sample back into `last`.
     fn flush_cur(&mut self) {
         if let Some((r, s)) = self.cur.take() {
@@ -1156,7 +1167,8 @@ impl DbAppender {
                 }
             }
         }
-        let mut buf = Vec::with_capacity(20 * self.samples.len() + 32);
+        let mut buf = wal.take_buffer();
+        buf.reserve(20 * self.samples.len() + 32);
         let logged_series = !created.is_empty();
         if logged_series {
             // In the WAL before any sample of theirs.
@@ -1209,7 +1221,9 @@ impl DbAppender {
             wal::encode_samples(&mut buf, &self.samples);
             let max_t = self.samples.iter().map(|s| s.t).max().unwrap_or(i64::MIN);
             wal.log(&buf, max_t)?;
-        } else if !logged_series {
+        }
+        wal.give_back(buf);
+        if self.samples.is_empty() && !logged_series {
             return Ok(());
         }
         let synced = if inner.opts.fsync_interval.is_zero() {
@@ -1287,6 +1301,7 @@ impl Appender for DbAppender {
             return self.push_checked(r, Some(last), t, v);
         }
         self.flush_cur();
+        self.reserve_maps();
         let (r, last) = self.resolve(series_ref, labels)?;
         self.push_checked(r, last, t, v)
     }
@@ -1298,6 +1313,7 @@ impl Appender for DbAppender {
         v: f64,
     ) -> storage::Result<Option<SeriesRef>> {
         let r = series_ref.0;
+        self.reserve_maps();
         let known = self.cur.is_some_and(|(c, _)| c == r)
             || self.last.contains_key(&r)
             || self.existing.contains_key(&r)
