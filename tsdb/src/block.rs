@@ -2,7 +2,7 @@
 //! time range `[min_t, max_t)`. Written once by [`Writer`] (into a temporary directory, fsynced,
 //! renamed into place), read by [`Block`]. Byte layouts are in `tsdb/docs/format.md`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -334,20 +334,29 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
 
 /// Encodes the index of `series` (sorted by labels).
 fn encode_index(series: &[(Labels, Vec<ChunkMeta>)]) -> Vec<u8> {
-    let mut symbols = BTreeSet::new();
-    let mut postings: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
+    // Hashed, then the distinct ones sorted: a block's series repeat most strings many times,
+    // and ordered sets compared strings for every insert and lookup (a tenth of the CPU of
+    // ingesting a day).
+    let mut postings: HashMap<(&str, &str), Vec<u64>> = HashMap::new();
     for (i, (labels, _)) in series.iter().enumerate() {
         for l in labels.iter() {
-            symbols.insert(l.name.as_str());
-            symbols.insert(l.value.as_str());
             postings
                 .entry((l.name.as_str(), l.value.as_str()))
                 .or_default()
                 .push(i as u64);
         }
     }
-    let symbols: Vec<&str> = symbols.into_iter().collect();
-    let sym = |s: &str| symbols.binary_search(&s).unwrap_or(0) as u64;
+    let mut symbols: Vec<&str> = postings.keys().flat_map(|&(n, v)| [n, v]).collect();
+    symbols.sort_unstable();
+    symbols.dedup();
+    let ids: HashMap<&str, u64> = symbols
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (s, i as u64))
+        .collect();
+    let sym = |s: &str| ids.get(s).copied().unwrap_or(0);
+    let mut postings: Vec<((&str, &str), Vec<u64>)> = postings.into_iter().collect();
+    postings.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut b = header(files::INDEX_MAGIC).to_vec();
     let symbols_off = b.len() as u64;
     put_uvarint(&mut b, symbols.len() as u64);

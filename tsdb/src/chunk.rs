@@ -61,6 +61,8 @@ struct BitWriter {
     buf: Vec<u8>,
     /// Unused low bits of the last byte (0: a new byte is needed).
     free: u32,
+    /// The size the buffer's first growth goes to (0: grow in steps).
+    grow_to: u16,
 }
 
 impl BitWriter {
@@ -100,7 +102,9 @@ impl BitWriter {
         if self.buf.capacity() - self.buf.len() < bytes.len() {
             // Small steps instead of doubling: head chunks stay open for long, and doubling
             // would leave a third of their memory unused on average.
-            self.buf.reserve_exact((self.buf.len() / 4).max(32));
+            let step = (self.buf.len() / 4).max(32);
+            let to_hint = usize::from(self.grow_to).saturating_sub(self.buf.len());
+            self.buf.reserve_exact(step.max(to_hint));
         }
         // All eight bytes (one store, no copy loop), then cut to the ones written.
         self.buf.extend_from_slice(&bytes);
@@ -229,10 +233,18 @@ fn fits(x: i64, n: u32) -> bool {
 impl Encoder {
     /// An empty chunk.
     pub fn new() -> Self {
+        Self::sized_like(0)
+    }
+
+    /// A new encoder whose buffer, once the first sample needs room, grows to `bytes` at once
+    /// (then in steps): sized like the series' previous chunk, it appends with one allocation
+    /// instead of six, and takes no more room than its header until then.
+    pub fn sized_like(bytes: usize) -> Self {
         Self {
             w: BitWriter {
                 buf: vec![0; HEADER_LEN],
                 free: 0,
+                grow_to: u16::try_from(bytes).unwrap_or(u16::MAX),
             },
             count: 0,
             min_t: 0,
@@ -679,6 +691,7 @@ pub fn encode_packed(samples: &[Sample], out: &mut Vec<u8>) -> bool {
     let mut w = BitWriter {
         buf: std::mem::take(out),
         free: 0,
+        grow_to: 0,
     };
     if samples.len() >= 2 {
         let d0 = samples[1].t.wrapping_sub(first.t);
@@ -1173,11 +1186,42 @@ mod tests {
     }
 
     #[test]
+    fn a_sized_encoder_writes_the_same_bytes_with_one_growth() {
+        let samples: Vec<(i64, f64)> = (0..120i64)
+            .map(|i| (1_000 * i + i % 3, (i * i) as f64 / 7.0))
+            .collect();
+        let mut plain = Encoder::new();
+        for &(t, v) in &samples {
+            plain.append(t, v);
+        }
+        let size = plain.bytes().len();
+        for hint in [size, size / 2] {
+            let mut sized = Encoder::sized_like(hint);
+            // Nothing reserved until a sample needs room.
+            assert!(sized.w.buf.capacity() < 16);
+            let mut capacities = Vec::new();
+            for &(t, v) in &samples {
+                sized.append(t, v);
+                capacities.push(sized.w.buf.capacity());
+            }
+            assert_eq!(plain.bytes(), sized.bytes());
+            capacities.dedup();
+            assert_eq!(capacities.first(), Some(&hint), "{capacities:?}");
+            // Then steps of a quarter.
+            assert!(
+                capacities.len() <= if hint == size { 1 } else { 5 },
+                "{capacities:?}"
+            );
+        }
+    }
+
+    #[test]
     fn bit_writer_writes_what_a_bit_at_a_time_writer_does() {
         let mut rng = Rng(7);
         let mut w = BitWriter {
             buf: Vec::new(),
             free: 0,
+            grow_to: 0,
         };
         let mut bits: Vec<bool> = Vec::new();
         for _ in 0..20_000 {

@@ -395,7 +395,10 @@ impl SeriesData {
         if o.enc.count() == 0 {
             return;
         }
-        let full = std::mem::take(&mut o.enc);
+        // The next chunk likely takes as many bytes: growing its buffer step by step was a
+        // twentieth of the ingestion's CPU (reallocations).
+        let next = Encoder::sized_like(o.enc.bytes().len() + 8);
+        let full = std::mem::replace(&mut o.enc, next);
         self.closed.push(ClosedChunk::new(full));
     }
 
