@@ -180,6 +180,17 @@ impl Writer {
     /// Adds a series from its samples (time order), cut into chunks of [`BLOCK_CHUNK_SAMPLES`]
     /// encoded in whichever encoding is smallest.
     pub fn add_samples(&mut self, labels: &Labels, samples: &[Sample]) -> Result<()> {
+        self.add_samples_hinted(labels, samples, false)
+    }
+
+    /// [`Writer::add_samples`], writing packed chunks without trying XOR if `packed_won` (see
+    /// [`chunk::encode_likely`]).
+    pub fn add_samples_hinted(
+        &mut self,
+        labels: &Labels,
+        samples: &[Sample],
+        packed_won: bool,
+    ) -> Result<()> {
         if samples.is_empty() {
             return Ok(());
         }
@@ -187,7 +198,7 @@ impl Writer {
         let mut enc_buf = Vec::new();
         for part in samples.chunks(BLOCK_CHUNK_SAMPLES) {
             enc_buf.clear();
-            let encoding = chunk::encode_best(part, &mut enc_buf);
+            let encoding = chunk::encode_likely(part, &mut enc_buf, packed_won);
             let (Some(first), Some(last)) = (part.first(), part.last()) else {
                 continue;
             };

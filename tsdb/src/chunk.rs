@@ -1074,7 +1074,8 @@ pub fn decode_packed(chunk: &[u8], out: &mut Vec<Sample>) -> Result<()> {
 /// the fewest bytes, appending them to `out`; returns the encoding used.
 pub fn encode_best(samples: &[Sample], out: &mut Vec<u8>) -> Encoding {
     let start = out.len();
-    let mut e = Encoder::new();
+    // About two bytes a sample at first, then in steps.
+    let mut e = Encoder::sized_like(2 * samples.len() + 16);
     for s in samples {
         e.append(s.t, s.v);
     }
@@ -1085,6 +1086,20 @@ pub fn encode_best(samples: &[Sample], out: &mut Vec<u8>) -> Encoding {
     out.truncate(start);
     out.extend_from_slice(&xor);
     Encoding::Xor
+}
+
+/// Like [`encode_best`], but when `packed_won` (the samples' earlier chunks, as the head closed
+/// them, were all denser packed) it writes [`Encoding::Packed`] without trying XOR: persisting
+/// the head spent a tenth of its CPU encoding XOR only to drop it.
+pub fn encode_likely(samples: &[Sample], out: &mut Vec<u8>, packed_won: bool) -> Encoding {
+    let start = out.len();
+    if packed_won {
+        if encode_packed(samples, out) {
+            return Encoding::Packed;
+        }
+        out.truncate(start);
+    }
+    encode_best(samples, out)
 }
 
 /// Largest decompressed size accepted from an [`Encoding::Zstd`] chunk: `u16::MAX` samples of
@@ -1183,6 +1198,34 @@ mod tests {
         fn below(&mut self, n: u64) -> u64 {
             self.next() % n
         }
+    }
+
+    #[test]
+    fn encode_likely_skips_xor_only_when_told() {
+        // Constant-ish integers: XOR is denser here than packing.
+        let samples: Vec<Sample> = (0..480i64)
+            .map(|i| Sample {
+                t: 15_000 * i,
+                v: 7.0,
+            })
+            .collect();
+        let (mut best, mut likely, mut told) = (Vec::new(), Vec::new(), Vec::new());
+        let e_best = encode_best(&samples, &mut best);
+        let e_likely = encode_likely(&samples, &mut likely, false);
+        let e_told = encode_likely(&samples, &mut told, true);
+        assert_eq!((e_likely, &likely), (e_best, &best));
+        assert_eq!(e_told, Encoding::Packed);
+        for (e, bytes) in [(e_best, &best), (e_told, &told)] {
+            let mut got = Vec::new();
+            decode_into(e, bytes, &mut got).expect("decodes");
+            assert_eq!(got, samples);
+        }
+        // Nothing to pack: falls back (and writes nothing).
+        let mut empty = Vec::new();
+        assert_eq!(
+            encode_likely(&[], &mut empty, true),
+            encode_best(&[], &mut Vec::new())
+        );
     }
 
     #[test]

@@ -611,13 +611,15 @@ impl Inner {
         let mut samples = Vec::new();
         for s in self.head.select(&[]) {
             samples.clear();
-            if let Some(mut it) = s.iter(min_t, max_t - 1) {
+            let mut packed_won = false;
+            if let Some((mut it, packed)) = s.iter_noting_packed(min_t, max_t - 1) {
+                packed_won = packed;
                 while let Some(x) = pharos_model::storage::SampleIterator::next(&mut it) {
                     samples.push(x);
                 }
             }
             self.tombstones.filter_samples(&s.labels, &mut samples);
-            w.add_samples(&s.labels, &samples)?;
+            w.add_samples_hinted(&s.labels, &samples, packed_won)?;
         }
         let series = w.num_series();
         if let Some(dir) = w.finish(min_t, max_t, 1, Vec::new())? {

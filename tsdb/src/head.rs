@@ -566,6 +566,14 @@ impl Selected {
     pub fn iter(&self, min_t: i64, max_t: i64) -> Option<ChunksIterator> {
         self.series.iter(min_t, max_t)
     }
+
+    /// [`Selected::iter`], and whether every chunk it reads is [`Encoding::Packed`] (the head
+    /// found packing denser for each).
+    pub fn iter_noting_packed(&self, min_t: i64, max_t: i64) -> Option<(ChunksIterator, bool)> {
+        let chunks = lock(&self.series.data).chunks(min_t, max_t);
+        let packed = chunks.iter().all(|c| c.encoding == Encoding::Packed);
+        ChunksIterator::new(chunks, min_t, max_t).map(|it| (it, packed))
+    }
 }
 
 /// Label index: series by ref and by label hash, symbols, and postings lists.
