@@ -1192,6 +1192,8 @@ impl Head {
                     cur = Some((r, guard));
                 }
                 let Some((_, data)) = cur.as_mut() else {
+                    // A later sample of a run whose series is gone.
+                    refused(i, Refused::Unknown);
                     continue;
                 };
                 if t < min_valid_t {
@@ -1876,11 +1878,24 @@ mod tests {
             rejected.push((i, format!("{r:?}")))
         });
         assert!(rejected.is_empty(), "{rejected:?}");
+        // Every sample of a run of an unknown series is refused, not only its first.
+        let mut unknown = Vec::new();
+        head.append_batch(
+            [
+                (ids[0], 50, 1.0),
+                (999, 50, 1.0),
+                (999, 51, 1.0),
+                (999, 52, 1.0),
+            ],
+            |i, r| unknown.push((i, matches!(r, Refused::Unknown))),
+        );
+        assert_eq!(unknown, vec![(1, true), (2, true), (3, true)]);
         let a = head.series(ids[0]).expect("series");
-        let want: Vec<Sample> = (0..40)
+        let mut want: Vec<Sample> = (0..40)
             .step_by(2)
             .map(|k| Sample { t: k, v: k as f64 })
             .collect();
+        want.push(Sample { t: 50, v: 1.0 });
         assert_eq!(lock(&a.data).samples(i64::MIN, i64::MAX), want);
 
         // A series locked elsewhere: the batch waits for it (and appends it) once it is free.
