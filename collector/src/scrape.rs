@@ -852,9 +852,7 @@ impl Sink<'_> {
                     // Unknown to storage now: by labels below.
                     Ok(None) => {}
                     Err(e) => {
-                        if !self.count_rejection(&e) {
-                            tracing::warn!(series = %cache.report_labels[i], "append: {e}");
-                        }
+                        self.reject(&e, &cache.report_labels[i]);
                         continue;
                     }
                 }
@@ -881,11 +879,14 @@ impl Sink<'_> {
                     .samples_appended
                     .fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => {
-                if !self.count_rejection(&e) {
-                    tracing::warn!(series = %l, "append: {e}");
-                }
-            }
+            Err(e) => self.reject(&e, l),
+        }
+    }
+
+    /// Counts a rejected sample of series `l`, or logs an append error that is not one.
+    fn reject(&self, e: &StorageError, l: &Labels) {
+        if !self.count_rejection(e) {
+            tracing::warn!(series = %l, "append: {e}");
         }
     }
 }

@@ -511,10 +511,10 @@ pub(crate) struct MemSeries {
 /// True if `window[i]` starts a run of samples of one series.
 #[inline]
 fn first_of_run<S>(window: &[(u64, i64, f64, S)], i: usize) -> bool {
-    i == 0
-        || window
-            .get(i - 1)
-            .is_none_or(|p| window.get(i).is_none_or(|w| p.0 != w.0))
+    window
+        .get(i.wrapping_sub(1))
+        .zip(window.get(i))
+        .is_none_or(|(p, w)| p.0 != w.0)
 }
 
 /// Why [`Head::append_batch`] did not add a sample.
@@ -1142,29 +1142,26 @@ impl Head {
             // go. Each run's series (runs of one series are common in remote write) is locked
             // once and stays locked from the first level to its append: a lock or unlock is a
             // full barrier, and locking three times stalled on each series in turn.
-            for (i, w) in window.iter().enumerate() {
-                if let Some(s) = w.3
-                    && first_of_run(&window, i)
-                {
-                    prefetch_value(&s.data);
-                }
+            let firsts = || {
+                (0..window.len())
+                    .filter(|&i| first_of_run(&window, i))
+                    .filter_map(|i| window.get(i).and_then(|w| w.3))
+            };
+            for s in firsts() {
+                prefetch_value(&s.data);
             }
             held.clear();
-            for (i, w) in window.iter().enumerate() {
-                if let Some(s) = w.3
-                    && first_of_run(&window, i)
-                {
-                    // Never waits while holding: a busy series is locked when its turn comes.
-                    let guard = match s.data.try_lock() {
-                        Ok(g) => Some(g),
-                        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
-                        Err(TryLockError::WouldBlock) => None,
-                    };
-                    if let Some(g) = &guard {
-                        g.prefetch_open();
-                    }
-                    held.push(guard);
+            for s in firsts() {
+                // Never waits while holding: a busy series is locked when its turn comes.
+                let guard = match s.data.try_lock() {
+                    Ok(g) => Some(g),
+                    Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                    Err(TryLockError::WouldBlock) => None,
+                };
+                if let Some(g) = &guard {
+                    g.prefetch_open();
                 }
+                held.push(guard);
             }
             for g in held.iter().flatten() {
                 g.prefetch_tail();
