@@ -33,6 +33,7 @@ pub mod remote;
 mod scrape;
 mod target;
 pub mod tls;
+mod workers;
 
 pub use error::{Error, Result};
 pub use manager::{ScrapeManager, ScrapeStats};

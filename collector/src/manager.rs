@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use pharos_model::api::{self, TargetHealth, TargetsProvider};
 use pharos_model::expfmt::{MetricFamily, MetricType};
@@ -17,6 +17,7 @@ use crate::discovery::file::FileDiscovery;
 use crate::discovery::kubernetes::{Discovery, InCluster};
 use crate::scrape::{Counters, Loop, Options, Signal};
 use crate::target::{Target, build_targets, static_groups};
+use crate::workers::Workers;
 
 /// A pool's `target_limit` error, shared with its loops.
 type Forced = Arc<RwLock<Option<String>>>;
@@ -153,6 +154,9 @@ pub struct ScrapeManager {
     counters: Arc<Counters>,
     state: Mutex<State>,
     me: Weak<ScrapeManager>,
+    /// The threads loops run on, started with the first loop (`None`: they could not be
+    /// started, and loops run on the caller's runtime).
+    workers: OnceLock<Option<Workers>>,
 }
 
 impl std::fmt::Debug for ScrapeManager {
@@ -209,7 +213,20 @@ impl ScrapeManager {
             counters: Arc::new(Counters::default()),
             state: Mutex::new(State::default()),
             me: me.clone(),
+            workers: OnceLock::new(),
         })
+    }
+
+    /// Where a new loop runs: the scrape threads (started now if not yet), else `rt`.
+    fn loop_runtime<'a>(&'a self, rt: &'a tokio::runtime::Handle) -> &'a tokio::runtime::Handle {
+        let workers = self.workers.get_or_init(|| {
+            Workers::start(crate::workers::default_threads())
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "cannot start scrape threads; scraping on the server's");
+                })
+                .ok()
+        });
+        workers.as_ref().map_or(rt, Workers::next)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -452,7 +469,7 @@ impl ScrapeManager {
                 counters: self.counters.clone(),
                 forced,
             };
-            let join = rt.spawn(lp.run(rx));
+            let join = self.loop_runtime(rt).spawn(lp.run(rx));
             state.loops.insert(
                 key,
                 Running {
