@@ -61,7 +61,7 @@ impl Workers {
 
     /// The runtime the next loop goes to (in turn).
     pub fn next(&self) -> &Handle {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len().max(1);
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         // `start` made at least one.
         &self.handles[i]
     }

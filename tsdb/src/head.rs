@@ -1167,8 +1167,8 @@ impl Head {
                 g.prefetch_tail();
             }
             let mut guards = held.drain(..);
-            let mut cur: Option<(u64, MutexGuard<'_, SeriesData>)> = None;
-            for (k, &(r, t, v, s)) in window.iter().enumerate() {
+            let mut cur: Option<MutexGuard<'_, SeriesData>> = None;
+            for (k, &(_, t, v, s)) in window.iter().enumerate() {
                 let i = n;
                 n += 1;
                 if first_of_run(&window, k) {
@@ -1186,9 +1186,9 @@ impl Head {
                             lock(&s.data)
                         }
                     };
-                    cur = Some((r, guard));
+                    cur = Some(guard);
                 }
-                let Some((_, data)) = cur.as_mut() else {
+                let Some(data) = cur.as_mut() else {
                     // A later sample of a run whose series is gone.
                     refused(i, Refused::Unknown);
                     continue;
